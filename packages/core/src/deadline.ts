@@ -1,0 +1,28 @@
+/** Deadlines travel as AbortSignals from the caller (gRPC or HTTP) down to every SDK call. */
+import { KekError } from './errors';
+
+/** A signal that fires at `ms` from now or when `parent` fires, whichever is first. */
+export function deadlineSignal(ms: number, parent?: AbortSignal): AbortSignal {
+  const timer = AbortSignal.timeout(Math.max(0, ms));
+  return parent ? AbortSignal.any([parent, timer]) : timer;
+}
+
+/** Throw `timeout` if the signal already fired; call before each expensive step. */
+export function throwIfAborted(signal: AbortSignal, what = 'operation'): void {
+  if (signal.aborted) throw new KekError('timeout', `${what} abandoned: deadline exceeded or caller cancelled`);
+}
+
+/** Race a promise against a signal; the promise is not cancelled, only no longer awaited. */
+export async function raceSignal<T>(p: Promise<T>, signal: AbortSignal, what = 'operation'): Promise<T> {
+  throwIfAborted(signal, what);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new KekError('timeout', `${what} abandoned: deadline exceeded or caller cancelled`));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,4 @@
+export * from './format';
+export * from './codec';
+export * from './payload';
+export * from './key-id';

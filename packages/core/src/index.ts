@@ -1,0 +1,6 @@
+export * from './errors';
+export * from './provider';
+export * from './wrap-context';
+export * from './secrets';
+export * from './deadline';
+export * from './envelope';

@@ -1,0 +1,2 @@
+export { LocalProvider, type LocalProviderOptions } from './provider';
+export { KEYSTORE_FORMAT, parseKeystore } from './keystore';
