@@ -1,1 +1,4 @@
-export {};
+export * from './faults';
+export * from './tcp-front';
+export * from './control';
+// Each cloud emulator adds one export line below (aws, gcp, azure).
