@@ -1,1 +1,2 @@
-export {};
+export { LruCache, type LruOptions } from './lru';
+export { SingleFlight } from './single-flight';

@@ -1,1 +1,2 @@
-export {};
+export { Keyring, cacheKey, type KeyringOptions, type KeyringStatus, type UnwrapResult, type WrapResult } from './keyring';
+export { HealthBook, type ProviderHealth } from './health';

@@ -1,1 +1,3 @@
-export {};
+export { Broker, type BrokerAddresses } from './broker';
+export { BrokerService } from './service';
+export { providerSchemas, PROVIDER_TYPES } from './provider-registry';

@@ -1,0 +1,96 @@
+/**
+ * The broker's configuration schema: one YAML file, validated once at start, then frozen. Unknown keys are
+ * errors (a typo must not silently fall back to a default). Provider sections are validated against the
+ * schema their provider package publishes (see `ProviderSchemas`), so each provider owns its options.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Name = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', description: 'a DNS label: a-z, 0-9 and -, 1..63 characters' });
+const Listen = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port' });
+
+const Tls = Type.Object(
+  {
+    certFile: Type.String({ description: 'PEM server certificate (chain)' }),
+    keyFile: Type.String({ description: 'PEM private key' }),
+    clientCaFile: Type.String({ description: 'PEM CA bundle that signs client (shim) certificates; mTLS is mandatory' }),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    grpc: Type.Object(
+      {
+        listen: Type.String({ ...Listen, default: '127.0.0.1:7443' }),
+        tls: Type.Optional(Tls),
+        insecureLoopback: Type.Boolean({ default: false, description: 'dev only: plaintext gRPC without client identity, refused unless listen is a loopback address' }),
+        devTenantHeader: Type.Boolean({ default: true, description: 'in insecureLoopback mode, take the tenant from the x-kekbroker-tenant header' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    http: Type.Object(
+      { listen: Type.String({ ...Listen, default: '127.0.0.1:7480' }) },
+      { additionalProperties: false, default: {}, description: '/healthz, /readyz, /metrics' },
+    ),
+    admin: Type.Object(
+      {
+        listen: Type.String({ ...Listen, default: '127.0.0.1:7481' }),
+        tokenSha256: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { default: [], description: 'SHA-256 (hex) of accepted admin bearer tokens' }),
+        tokenFile: Type.Optional(Type.String({ description: 'file holding one admin bearer token (hashed at load; the file is not kept open)' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    providers: Type.Record(Name, Type.Object({ type: Type.String() }, { additionalProperties: true }), { minProperties: 1 }),
+    keyrings: Type.Record(
+      Name,
+      Type.Object(
+        {
+          providers: Type.Array(Name, { minItems: 1, maxItems: 8, uniqueItems: true, description: 'ordered: the first is active, the rest passive' }),
+          minWraps: Type.Integer({ minimum: 1, maximum: 8, default: 1, description: 'fail a wrap unless at least this many providers wrapped it' }),
+        },
+        { additionalProperties: false },
+      ),
+      { minProperties: 1 },
+    ),
+    tenants: Type.Record(
+      Name,
+      Type.Object(
+        {
+          keyrings: Type.Array(Name, { minItems: 1, uniqueItems: true }),
+          operations: Type.Array(Type.Union([Type.Literal('wrap'), Type.Literal('unwrap')]), { default: ['wrap', 'unwrap'], uniqueItems: true }),
+          clientCertNames: Type.Array(Type.String({ minLength: 1 }), {
+            default: [],
+            description: 'client certificate identities mapped to this tenant: "CN=<common name>" or a SAN URI such as spiffe://...',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      { minProperties: 1 },
+    ),
+    cache: Type.Object(
+      {
+        maxEntries: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 100_000, description: '0 disables the L1 cache' }),
+        ttlSeconds: Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600, default: 3600, description: 'you cannot cache a key forever' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    limits: Type.Object(
+      {
+        deadlineMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 2500, description: 'longest the broker works on one request' }),
+        maxPlaintextBytes: Type.Integer({ minimum: 32, maximum: 1024 * 1024, default: 1024 * 1024 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)), { default: 'info' }),
+        audit: Type.Boolean({ default: true, description: 'one JSON line per wrap/unwrap (who, what, result, latency); never key material' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type BrokerConfig = Static<typeof ConfigSchema>;
+export type ProviderSection = BrokerConfig['providers'][string];

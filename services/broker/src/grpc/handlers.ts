@@ -1,0 +1,156 @@
+/**
+ * kekbroker.v1 handlers: thin translation between protobuf messages and BrokerService. Every handler
+ * returns exactly once (`return callback(...)`), and every error goes through toGrpcError.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type {
+  KekBrokerHandlers, KeyringStatus, SessionRequest__Output, WrapResponse, UnwrapResponse, SessionResponse, UnwrapRequest__Output, WatchStatusRequest__Output, WrapRequest__Output,
+} from '@kekbroker/proto';
+import { KekError, toKekError } from '@kekbroker/core';
+import type { Keyring } from '@kekbroker/keyring';
+import type { BrokerService } from '../service';
+import { remainingMs, toGrpcError } from './errors';
+import type { IdentityMapper } from './identity';
+
+/** In-flight requests allowed on one Session stream; beyond that a request is refused as throttled. */
+const MAX_INFLIGHT_PER_SESSION = 1024;
+/** Status is re-sent this often even without a change, so shims can tell a live broker from a dead one. */
+export const STATUS_HEARTBEAT_MS = 5000;
+
+export interface HandlerDeps {
+  service: BrokerService;
+  identity: IdentityMapper;
+  isLeader: () => boolean;
+}
+
+export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
+  const s = k.status();
+  return {
+    keyring: s.keyring,
+    key_id: s.keyId ?? '',
+    healthy: s.healthy,
+    reason: s.reason,
+    leader,
+    providers: s.providers.map((p) => ({ id: p.id, type: p.type, role: p.role, current_version_ref: p.currentVersionRef })),
+  };
+}
+
+export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
+  const { service, identity } = deps;
+
+  return {
+    Wrap(call: grpc.ServerUnaryCall<WrapRequest__Output, WrapResponse>, callback: grpc.sendUnaryData<WrapResponse>) {
+      let tenant: string;
+      try {
+        tenant = identity.tenantOf(call);
+      } catch (e) {
+        return callback(toGrpcError(e));
+      }
+      const r = call.request;
+      service
+        .wrap({ tenant, requestId: r.request_id, deadlineMs: remainingMs(call) }, r.keyring, r.plaintext)
+        .then((out) => callback(null, { ciphertext: out.ciphertext, key_id: out.keyId }))
+        .catch((e: unknown) => callback(toGrpcError(e)));
+      return undefined;
+    },
+
+    Unwrap(call: grpc.ServerUnaryCall<UnwrapRequest__Output, UnwrapResponse>, callback: grpc.sendUnaryData<UnwrapResponse>) {
+      let tenant: string;
+      try {
+        tenant = identity.tenantOf(call);
+      } catch (e) {
+        return callback(toGrpcError(e));
+      }
+      const r = call.request;
+      service
+        .unwrap({ tenant, requestId: r.request_id, deadlineMs: remainingMs(call) }, r.keyring, r.ciphertext, r.key_id)
+        .then((out) => {
+          callback(null, { plaintext: out.plaintext, key_id: out.keyId, stale: out.stale });
+          out.plaintext.fill(0); // serialised by now
+        })
+        .catch((e: unknown) => callback(toGrpcError(e)));
+      return undefined;
+    },
+
+    Session(call: grpc.ServerDuplexStream<SessionRequest__Output, SessionResponse>) {
+      let tenant: string;
+      try {
+        tenant = identity.tenantOf(call);
+      } catch (e) {
+        call.emit('error', toGrpcError(e));
+        return;
+      }
+      const closed = new AbortController();
+      let inflight = 0;
+      const send = (msg: SessionResponse): void => {
+        if (!closed.signal.aborted) call.write(msg);
+      };
+      call.on('data', (req: SessionRequest__Output) => {
+        const id = req.id;
+        const fail = (e: unknown): void => {
+          const err = toKekError(e);
+          send({ id, error: { grpc_code: err.grpcStatus, code: err.code, message: err.code === 'internal' ? 'internal error (see broker log)' : err.message } });
+        };
+        if (inflight >= MAX_INFLIGHT_PER_SESSION) return fail(new KekError('throttled', `more than ${MAX_INFLIGHT_PER_SESSION} requests in flight on one session`));
+        const caller = { tenant, deadlineMs: req.deadline_ms || undefined, signal: closed.signal };
+        inflight++;
+        const done = (): void => {
+          inflight--;
+        };
+        if (req.wrap) {
+          const w = req.wrap;
+          service
+            .wrap({ ...caller, requestId: w.request_id }, w.keyring, w.plaintext)
+            .then((out) => send({ id, wrap: { ciphertext: out.ciphertext, key_id: out.keyId } }), fail)
+            .finally(done);
+        } else if (req.unwrap) {
+          const u = req.unwrap;
+          service
+            .unwrap({ ...caller, requestId: u.request_id }, u.keyring, u.ciphertext, u.key_id)
+            .then((out) => {
+              send({ id, unwrap: { plaintext: out.plaintext, key_id: out.keyId, stale: out.stale } });
+              out.plaintext.fill(0);
+            }, fail)
+            .finally(done);
+        } else {
+          done();
+          fail(new KekError('invalid-input', 'session request has neither wrap nor unwrap'));
+        }
+        return undefined;
+      });
+      const end = (): void => {
+        if (!closed.signal.aborted) closed.abort();
+      };
+      call.on('end', () => {
+        end();
+        call.end();
+      });
+      call.on('cancelled', end);
+      call.on('error', end);
+    },
+
+    WatchStatus(call: grpc.ServerWritableStream<WatchStatusRequest__Output, KeyringStatus>) {
+      let keyring: Keyring;
+      try {
+        const tenant = identity.tenantOf(call);
+        keyring = service.authorize(tenant, call.request.keyring, 'unwrap');
+      } catch (e) {
+        call.emit('error', toGrpcError(e));
+        return;
+      }
+      const push = (): void => {
+        call.write(toStatusMessage(keyring, deps.isLeader()));
+      };
+      push();
+      keyring.on('change', push);
+      const heartbeat = setInterval(push, STATUS_HEARTBEAT_MS);
+      const stop = (): void => {
+        clearInterval(heartbeat);
+        keyring.off('change', push);
+      };
+      call.on('cancelled', stop);
+      call.on('error', stop);
+      call.on('close', stop);
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * /healthz (the process is alive and not shutting down), /readyz (every keyring can serve: a Kubernetes
+ * Service sends traffic only to ready replicas) and /metrics. Both probes answer from state: no KMS call.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Keyring } from '@kekbroker/keyring';
+import type { Registry } from '@kekbroker/telemetry';
+
+export interface HealthDeps {
+  keyrings: ReadonlyMap<string, Keyring>;
+  registry: Registry;
+  shuttingDown: () => boolean;
+}
+
+export function buildHealthApp(deps: HealthDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1024 });
+  app.get('/healthz', async (_req, reply) => {
+    if (deps.shuttingDown()) return reply.code(503).send({ status: 'shutting-down' });
+    return { status: 'ok' };
+  });
+  app.get('/readyz', async (_req, reply) => {
+    const keyrings = [...deps.keyrings.values()].map((k) => {
+      const s = k.status();
+      return { keyring: s.keyring, keyId: s.keyId, healthy: s.healthy, reason: s.reason };
+    });
+    const ready = !deps.shuttingDown() && keyrings.every((k) => k.healthy);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', keyrings });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  return app;
+}

@@ -1,0 +1,26 @@
+/**
+ * Provider types the broker can build from config. Each provider package owns its config schema and its
+ * factory; the broker only maps `type` to them.
+ */
+import type { KekProvider } from '@kekbroker/core';
+import type { ProviderSection } from '@kekbroker/config';
+import * as local from '@kekbroker/provider-local';
+
+interface ProviderModule {
+  configSchema: object;
+  fromConfig(id: string, cfg: never): Promise<KekProvider>;
+}
+
+export const PROVIDER_TYPES: Readonly<Record<string, ProviderModule>> = {
+  local: local as unknown as ProviderModule,
+};
+
+export function providerSchemas(): Record<string, object> {
+  return Object.fromEntries(Object.entries(PROVIDER_TYPES).map(([t, m]) => [t, m.configSchema]));
+}
+
+export async function createProvider(id: string, section: ProviderSection): Promise<KekProvider> {
+  const m = PROVIDER_TYPES[section.type];
+  if (!m) throw new Error(`unknown provider type ${section.type}`);
+  return m.fromConfig(id, section as never);
+}

@@ -1,0 +1,92 @@
+/**
+ * The broker's data plane, independent of transport: who may do what (tenants from config), deadlines,
+ * size limits, audit lines and metrics around each keyring call. The gRPC and HTTP adapters translate to
+ * and from this; they hold no logic of their own.
+ */
+import { KekError, deadlineSignal, needs, toKekError } from '@kekbroker/core';
+import type { BrokerConfig } from '@kekbroker/config';
+import type { Keyring, UnwrapResult, WrapResult } from '@kekbroker/keyring';
+import type { Logger } from '@kekbroker/telemetry';
+import type { BrokerMetrics } from './metrics';
+
+export interface Caller {
+  tenant: string;
+  /** Caller's request id (kube-apiserver uid), for the audit line. */
+  requestId?: string;
+  /** Caller's own deadline, if it sent one. */
+  deadlineMs?: number;
+  signal?: AbortSignal;
+}
+
+type Op = 'wrap' | 'unwrap';
+
+export class BrokerService {
+  constructor(
+    private readonly cfg: BrokerConfig,
+    readonly keyrings: ReadonlyMap<string, Keyring>,
+    private readonly metrics: BrokerMetrics,
+    private readonly audit: Logger | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** The tenant and keyring must exist, and the tenant must be allowed the operation on the keyring. */
+  authorize(tenant: string, keyringName: string, op: Op): Keyring {
+    const t = this.cfg.tenants[tenant];
+    if (!t) throw new KekError('unauthenticated', 'unknown tenant');
+    needs(keyringName.length > 0, 'keyring is required');
+    const keyring = this.keyrings.get(keyringName);
+    // Same answer for "does not exist" and "not yours": a tenant must not learn other tenants' keyrings.
+    if (!keyring || !t.keyrings.includes(keyringName)) throw new KekError('permission-denied', `tenant "${tenant}" may not use keyring "${keyringName}"`);
+    if (!t.operations.includes(op)) throw new KekError('permission-denied', `tenant "${tenant}" may not ${op}`);
+    return keyring;
+  }
+
+  private signalFor(caller: Caller): AbortSignal {
+    const ms = Math.min(this.cfg.limits.deadlineMs, caller.deadlineMs && caller.deadlineMs > 0 ? caller.deadlineMs : Infinity);
+    return deadlineSignal(ms, caller.signal);
+  }
+
+  async wrap(caller: Caller, keyringName: string, plaintext: Uint8Array): Promise<WrapResult> {
+    return this.observe('wrap', caller, keyringName, async (out) => {
+      needs(plaintext.length > 0, 'plaintext is empty');
+      needs(plaintext.length <= this.cfg.limits.maxPlaintextBytes, `plaintext is larger than ${this.cfg.limits.maxPlaintextBytes} bytes`);
+      const keyring = this.authorize(caller.tenant, keyringName, 'wrap');
+      const r = await keyring.wrap(caller.tenant, plaintext, this.signalFor(caller));
+      out.keyId = r.keyId;
+      return r;
+    });
+  }
+
+  async unwrap(caller: Caller, keyringName: string, ciphertext: Uint8Array, expectedKeyId?: string): Promise<UnwrapResult> {
+    return this.observe('unwrap', caller, keyringName, async (out) => {
+      needs(ciphertext.length > 0, 'ciphertext is empty');
+      const keyring = this.authorize(caller.tenant, keyringName, 'unwrap');
+      const r = await keyring.unwrap(caller.tenant, ciphertext, this.signalFor(caller), expectedKeyId);
+      out.keyId = r.keyId;
+      out.cached = r.cached;
+      return r;
+    });
+  }
+
+  private async observe<T>(op: Op, caller: Caller, keyring: string, fn: (out: { keyId?: string; cached?: boolean }) => Promise<T>): Promise<T> {
+    const t0 = process.hrtime.bigint();
+    const out: { keyId?: string; cached?: boolean } = {};
+    let result = 'ok';
+    try {
+      return await fn(out);
+    } catch (e) {
+      const err = toKekError(e);
+      result = err.code;
+      if (err.code === 'internal') this.log.error({ err: e, op, keyring }, 'internal error');
+      throw err;
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      // Label values must come from config: a caller-chosen keyring name that does not exist is "unknown".
+      const tenantLabel = this.cfg.tenants[caller.tenant] ? caller.tenant : 'unknown';
+      const keyringLabel = this.keyrings.has(keyring) ? keyring : 'unknown';
+      this.metrics.requests.inc({ op, keyring: keyringLabel, tenant: tenantLabel, result });
+      this.metrics.duration.observe({ op, result }, seconds);
+      this.audit?.info({ audit: true, op, tenant: tenantLabel, keyring: keyringLabel, keyId: out.keyId, cached: out.cached, result, ms: Math.round(seconds * 1e6) / 1e3, uid: caller.requestId?.slice(0, 128) });
+    }
+  }
+}
