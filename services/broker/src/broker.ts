@@ -18,6 +18,7 @@ import { createProvider } from './provider-registry';
 import { BrokerService } from './service';
 import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
+import { StreamRegistry } from './grpc/handlers';
 
 /** How often versions are re-read (catches rotations done elsewhere) and providers probed. */
 const REFRESH_MS = 15_000;
@@ -42,6 +43,7 @@ export class Broker {
     private readonly grpcServer: grpc.Server,
     private readonly httpApps: readonly FastifyInstance[],
     readonly addresses: BrokerAddresses,
+    private readonly streams: StreamRegistry,
     /** Shared with the health endpoint, which turns not-ready as soon as a drain starts. */
     private readonly state: { shuttingDown: boolean },
   ) {}
@@ -78,7 +80,8 @@ export class Broker {
     const audit = cfg.log.audit ? log.child({ stream: 'audit' }) : undefined;
     const service = new BrokerService(cfg, keyrings, metrics, audit, log);
     const isLeader = (): boolean => true; // single replica until leader election lands (HA issue)
-    const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), isLeader });
+    const streams = new StreamRegistry();
+    const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), isLeader, streams });
 
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
@@ -88,7 +91,7 @@ export class Broker {
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
 
-    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, state);
+    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state);
     broker.schedule();
     log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
@@ -121,6 +124,7 @@ export class Broker {
     this.state.shuttingDown = true;
     if (this.timer) clearTimeout(this.timer);
     this.log.info('broker stopping: draining gRPC calls');
+    this.streams.drain();
     await stopGrpcServer(this.grpcServer, graceMs);
     await Promise.all(this.httpApps.map((a) => a.close()));
     await Promise.all(this.providers.map((p) => p.close().catch(() => undefined)));

@@ -21,6 +21,26 @@ export interface HandlerDeps {
   service: BrokerService;
   identity: IdentityMapper;
   isLeader: () => boolean;
+  streams: StreamRegistry;
+}
+
+/**
+ * Open Session and WatchStatus streams. On shutdown they are ended (sessions once their in-flight
+ * requests are answered) so shims reconnect to another replica at once instead of waiting for a timeout.
+ */
+export class StreamRegistry {
+  private readonly closers = new Set<() => void>();
+  draining = false;
+
+  add(close: () => void): () => void {
+    this.closers.add(close);
+    return () => this.closers.delete(close);
+  }
+
+  drain(): void {
+    this.draining = true;
+    for (const c of [...this.closers]) c();
+  }
 }
 
 export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
@@ -82,20 +102,33 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
       }
       const closed = new AbortController();
       let inflight = 0;
+      let ending = false;
       const send = (msg: SessionResponse): void => {
         if (!closed.signal.aborted) call.write(msg);
       };
+      const endIfIdle = (): void => {
+        if (ending && inflight === 0 && !closed.signal.aborted) {
+          closed.abort();
+          call.end();
+        }
+      };
+      const unregister = deps.streams.add(() => {
+        ending = true;
+        endIfIdle();
+      });
       call.on('data', (req: SessionRequest__Output) => {
         const id = req.id;
         const fail = (e: unknown): void => {
           const err = toKekError(e);
           send({ id, error: { grpc_code: err.grpcStatus, code: err.code, message: err.code === 'internal' ? 'internal error (see broker log)' : err.message } });
         };
+        if (ending) return fail(new KekError('unavailable', 'broker is shutting down; retry on another replica'));
         if (inflight >= MAX_INFLIGHT_PER_SESSION) return fail(new KekError('throttled', `more than ${MAX_INFLIGHT_PER_SESSION} requests in flight on one session`));
         const caller = { tenant, deadlineMs: req.deadline_ms || undefined, signal: closed.signal };
         inflight++;
         const done = (): void => {
           inflight--;
+          endIfIdle();
         };
         if (req.wrap) {
           const w = req.wrap;
@@ -119,6 +152,7 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
         return undefined;
       });
       const end = (): void => {
+        unregister();
         if (!closed.signal.aborted) closed.abort();
       };
       call.on('end', () => {
@@ -147,7 +181,12 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
       const stop = (): void => {
         clearInterval(heartbeat);
         keyring.off('change', push);
+        unregister();
       };
+      const unregister = deps.streams.add(() => {
+        stop();
+        call.end();
+      });
       call.on('cancelled', stop);
       call.on('error', stop);
       call.on('close', stop);

@@ -1,0 +1,110 @@
+/**
+ * The KMS v2 service kube-apiserver calls. Status is answered from the broker client's cached status
+ * (never a call per poll). Encrypt/Decrypt forward on the multiplexed session within a deadline budget
+ * below the apiserver's timeout. When we cannot serve, every method returns a gRPC error (UNAVAILABLE),
+ * never `healthz: "err"` with OK: that keeps the apiserver writing forever (kubernetes#138950).
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { DecryptRequest__Output, DecryptResponse, EncryptRequest__Output, EncryptResponse, KeyManagementServiceHandlers, StatusResponse } from '@kekbroker/proto';
+import { KekError, toKekError } from '@kekbroker/core';
+import type { Logger } from '@kekbroker/telemetry';
+import { sessionError, type BrokerClient } from './broker-client';
+import type { ShimMetrics } from './metrics';
+import { ENVELOPE_ANNOTATION_VALUE, PLAINTEXT_MAX_BYTES, VERSION_ANNOTATION, checkDecryptRequest, checkEncryptAnswer, checkKeyId } from './validate';
+
+export interface KmsServiceOptions {
+  keyring: string;
+  broker: BrokerClient;
+  /** Total time the shim allows itself per call (below the apiserver's `timeout`, default 3 s). */
+  budgetMs: number;
+  /** Keep answering Status OK this long after losing the broker (covers a broker takeover). */
+  graceMs: number;
+  log: Logger;
+  metrics: ShimMetrics;
+}
+
+/** Left for our own answer to travel back after the broker replies. */
+const RETURN_MARGIN_MS = 50;
+
+export class KmsV2Service {
+  constructor(private readonly o: KmsServiceOptions) {}
+
+  /** The Status answer, or the reason we cannot serve. */
+  statusNow(): { ok: true; keyId: string } | { ok: false; reason: string } {
+    const { broker, graceMs } = this.o;
+    const s = broker.status;
+    if (!s) return { ok: false, reason: `no status from the broker yet (${broker.endpoint})` };
+    const age = performance.now() - broker.statusAt;
+    if (!broker.connected && age > graceMs) return { ok: false, reason: `broker unreachable for ${Math.round(age / 1000)} s (grace ${graceMs / 1000} s)` };
+    if (!s.healthy) return { ok: false, reason: `broker reports keyring ${s.keyring} unhealthy: ${s.reason}` };
+    if (!s.key_id) return { ok: false, reason: 'broker has no key_id for the keyring' };
+    return { ok: true, keyId: s.key_id };
+  }
+
+  private budget(call: { getDeadline(): grpc.Deadline }): number {
+    const d = call.getDeadline();
+    const t = d instanceof Date ? d.getTime() : d;
+    const callerLeft = Number.isFinite(t) ? t - Date.now() - RETURN_MARGIN_MS : Infinity;
+    return Math.max(1, Math.min(this.o.budgetMs, callerLeft));
+  }
+
+  private async session(op: { wrap?: object; unwrap?: object }, budgetMs: number) {
+    const t0 = performance.now();
+    // During a reconnect (broker takeover) wait for the new connection rather than fail at once.
+    if (!this.o.broker.connected && !(await this.o.broker.waitConnected(budgetMs))) {
+      throw new KekError('unavailable', `no broker reachable within ${budgetMs} ms (${this.o.broker.endpoint})`);
+    }
+    const left = Math.max(1, budgetMs - (performance.now() - t0));
+    const r = await this.o.broker.call(op, Math.floor(left));
+    if (r.error) throw sessionError(r.error);
+    return r;
+  }
+
+  handlers(): KeyManagementServiceHandlers {
+    const observe = <Req, Res>(method: string, fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+      (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
+        const t0 = performance.now();
+        fn(call).then(
+          (res) => {
+            this.o.metrics.observe(method, 'ok', (performance.now() - t0) / 1000);
+            callback(null, res);
+          },
+          (e: unknown) => {
+            const err = toKekError(e);
+            this.o.metrics.observe(method, err.code, (performance.now() - t0) / 1000);
+            if (err.code === 'internal' || err.code === 'unavailable') this.o.log.warn({ err: e, method }, 'KMS call failed');
+            callback({ code: err.grpcStatus, details: err.message });
+          },
+        );
+      };
+
+    return {
+      Status: observe<unknown, StatusResponse>('Status', async () => {
+        const s = this.statusNow();
+        if (!s.ok) throw new KekError('unavailable', s.reason);
+        checkKeyId(s.keyId, 'Status');
+        return { version: 'v2', healthz: 'ok', key_id: s.keyId };
+      }),
+
+      Encrypt: observe<EncryptRequest__Output, EncryptResponse>('Encrypt', async (call) => {
+        const { plaintext, uid } = call.request;
+        if (plaintext.length === 0) throw new KekError('invalid-input', 'plaintext is empty');
+        if (plaintext.length > PLAINTEXT_MAX_BYTES) throw new KekError('invalid-input', `plaintext is larger than ${PLAINTEXT_MAX_BYTES} bytes`);
+        const r = await this.session({ wrap: { keyring: this.o.keyring, plaintext, request_id: uid } }, this.budget(call));
+        plaintext.fill(0);
+        if (!r.wrap) throw new KekError('internal', 'broker answered a wrap without a result');
+        const annotations = { [VERSION_ANNOTATION]: ENVELOPE_ANNOTATION_VALUE };
+        checkEncryptAnswer(r.wrap.ciphertext, r.wrap.key_id, annotations);
+        return { ciphertext: r.wrap.ciphertext, key_id: r.wrap.key_id, annotations };
+      }),
+
+      Decrypt: observe<DecryptRequest__Output, DecryptResponse>('Decrypt', async (call) => {
+        const { ciphertext, key_id, uid, annotations } = call.request;
+        checkDecryptRequest(this.o.keyring, ciphertext, key_id, annotations);
+        const r = await this.session({ unwrap: { keyring: this.o.keyring, ciphertext, key_id, request_id: uid } }, this.budget(call));
+        if (!r.unwrap) throw new KekError('internal', 'broker answered an unwrap without a result');
+        return { plaintext: r.unwrap.plaintext };
+      }),
+    };
+  }
+}
