@@ -1,0 +1,1 @@
+export { startAzureKeyVaultEmulator, type AzureKeyVaultEmulator, type AzureKeyVaultEmulatorOptions } from './emulator';

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { KekError, isKekError, type KekProvider, type WrapContext, type WrappedKey } from '@kekbroker/core';
+import { LruCache } from '@kekbroker/cache';
+import { Keyring } from './keyring';
+
+/** A software provider with switchable failure, counting calls (a boundary mock: fine in a unit test). */
+class FakeProvider implements KekProvider {
+  readonly type = 'fake';
+  version = 1;
+  calls = { wrap: 0, unwrap: 0 };
+  fail: KekError | undefined;
+  constructor(readonly id: string) {}
+  async wrap(pt: Uint8Array, ctx: WrapContext): Promise<WrappedKey> {
+    this.calls.wrap++;
+    if (this.fail) throw this.fail;
+    return { keyVersionRef: `${this.id}:v${this.version}`, wrapped: Buffer.concat([Buffer.from(`${ctx.tenant}|`), Buffer.from(pt).map((b) => b ^ 0x5a)]) };
+  }
+  async unwrap(w: WrappedKey, ctx: WrapContext): Promise<Buffer> {
+    this.calls.unwrap++;
+    if (this.fail) throw this.fail;
+    const prefix = Buffer.from(`${ctx.tenant}|`);
+    if (!Buffer.from(w.wrapped).subarray(0, prefix.length).equals(prefix)) throw new KekError('corrupt', 'wrong tenant');
+    return Buffer.from(Buffer.from(w.wrapped).subarray(prefix.length).map((b) => b ^ 0x5a));
+  }
+  async rotate() {
+    this.version++;
+    return this.describe();
+  }
+  async describe() {
+    if (this.fail) throw this.fail;
+    return { id: this.id, type: this.type, currentVersionRef: `${this.id}:v${this.version}`, details: {} };
+  }
+  async probe() {
+    if (this.fail) throw this.fail;
+  }
+  async close() {}
+}
+
+const sig = (): AbortSignal => AbortSignal.timeout(5000);
+
+async function ring(n = 2, minWraps = 1) {
+  const providers = Array.from({ length: n }, (_, i) => new FakeProvider(`p${i}`));
+  const cache = new LruCache({ maxEntries: 100, ttlMs: 60_000 });
+  const k = new Keyring({ name: 'prod', providers, minWraps, cache });
+  await k.refresh(sig());
+  return { k, providers, cache };
+}
+
+test('Precondition: a keyring needs providers, and minWraps cannot exceed them', () => {
+  const cache = new LruCache({ maxEntries: 1, ttlMs: 1 });
+  assert.throws(() => new Keyring({ name: 'x', providers: [], cache }), /has no providers/);
+  assert.throws(() => new Keyring({ name: 'x', providers: [new FakeProvider('a')], minWraps: 2, cache }), /minWraps exceeds/);
+});
+
+test('wrap seals under every provider; any one of them can unwrap', async () => {
+  const { k, providers, cache } = await ring(3);
+  const seed = Buffer.alloc(32, 9);
+  const w = await k.wrap('t1', seed, sig());
+  assert.equal(w.keyId, k.keyId);
+  assert.deepEqual(providers.map((p) => p.calls.wrap), [1, 1, 1]);
+  cache.clear();
+  providers[0]!.fail = new KekError('unavailable', 'down');
+  providers[1]!.fail = new KekError('unavailable', 'down');
+  const u = await k.unwrap('t1', w.ciphertext, sig());
+  assert.deepEqual(u.plaintext, seed);
+  assert.equal(u.cached, false);
+});
+
+test('the active provider must wrap; a passive failure is tolerated down to minWraps', async () => {
+  const { k, providers } = await ring(2);
+  providers[1]!.fail = new KekError('unavailable', 'passive down');
+  await k.wrap('t1', Buffer.alloc(32, 1), sig());
+  providers[0]!.fail = new KekError('unavailable', 'active down');
+  await assert.rejects(k.wrap('t1', Buffer.alloc(32, 1), sig()), (e: unknown) => isKekError(e) && e.code === 'unavailable');
+  const strict = await ring(2, 2);
+  strict.providers[1]!.fail = new KekError('unavailable', 'passive down');
+  await assert.rejects(strict.k.wrap('t1', Buffer.alloc(32, 1), sig()), /minWraps 2/);
+});
+
+test('unwrap hits the cache for the same tenant only; concurrent misses make one provider call', async () => {
+  const { k, providers, cache } = await ring(1);
+  const w = await k.wrap('t1', Buffer.alloc(32, 3), sig());
+  const hit = await k.unwrap('t1', w.ciphertext, sig());
+  assert.equal(hit.cached, true, 'the wrap populated the cache');
+  assert.equal(providers[0]!.calls.unwrap, 0);
+  await assert.rejects(k.unwrap('t2', w.ciphertext, sig()), (e: unknown) => isKekError(e) && e.code === 'corrupt');
+  cache.clear();
+  providers[0]!.calls.unwrap = 0;
+  const all = await Promise.all(Array.from({ length: 20 }, () => k.unwrap('t1', w.ciphertext, sig())));
+  assert.ok(all.every((r) => r.plaintext.equals(Buffer.alloc(32, 3))));
+  assert.equal(providers[0]!.calls.unwrap, 1, 'single-flight');
+});
+
+test('rotation moves key_id; old envelopes report stale and still open', async () => {
+  const { k, cache } = await ring(2);
+  const before = k.keyId;
+  const w = await k.wrap('t1', Buffer.alloc(32, 4), sig());
+  const after = await k.rotate(sig());
+  assert.notEqual(after, before);
+  cache.clear();
+  const u = await k.unwrap('t1', w.ciphertext, sig());
+  assert.equal(u.keyId, before);
+  assert.equal(u.stale, true);
+  assert.equal((await k.wrap('t1', Buffer.alloc(32, 4), sig())).keyId, after);
+});
+
+test('a provider rotated behind our back is noticed at the next wrap', async () => {
+  const { k, providers } = await ring(1);
+  const before = k.keyId;
+  providers[0]!.version = 9;
+  const w = await k.wrap('t1', Buffer.alloc(32, 5), sig());
+  assert.notEqual(w.keyId, before);
+  assert.equal(k.keyId, w.keyId);
+});
+
+test('key_id does not flip while a provider is down, and status explains why it is unhealthy', async () => {
+  const { k, providers } = await ring(2);
+  const id = k.keyId;
+  providers[0]!.fail = new KekError('unavailable', 'connection refused');
+  await k.probe(sig());
+  await k.refresh(sig());
+  assert.equal(k.keyId, id);
+  const s = k.status();
+  assert.equal(s.healthy, false);
+  assert.match(s.reason, /active provider p0 is down \(unavailable: connection refused\)/);
+  assert.deepEqual(s.providers.map((p) => p.role), ['down', 'passive']);
+  providers[0]!.fail = undefined;
+  await k.probe(sig());
+  assert.equal(k.status().healthy, true);
+});
+
+test('a caller error (corrupt) does not mark a provider down', async () => {
+  const { k } = await ring(1);
+  const w = await k.wrap('t1', Buffer.alloc(32, 6), sig());
+  await assert.rejects(k.unwrap('other', w.ciphertext, sig()));
+  assert.equal(k.status().healthy, true);
+});
