@@ -56,7 +56,7 @@ export class LruCache {
     if (old) this.drop(key, old);
     this.map.set(key, { value: Buffer.from(value), expires: this.now() + this.opts.ttlMs });
     while (this.map.size > this.opts.maxEntries) {
-      const first = this.map.entries().next().value as [string, Entry] | undefined;
+      const first = this.map.entries().next().value;
       if (!first) break;
       this.drop(first[0], first[1]);
     }

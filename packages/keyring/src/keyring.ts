@@ -95,7 +95,7 @@ export class Keyring extends EventEmitter {
     }
     if (before !== this.keyIdNow) this.emit('change');
     const failed = results.find((r) => r.status === 'rejected');
-    if (failed && !this.keyIdNow) throw toKekError((failed as PromiseRejectedResult).reason);
+    if (failed && !this.keyIdNow) throw toKekError((failed).reason);
   }
 
   /** Probe every provider (no crypto for cloud providers) and update health. Emits 'change' on a flip. */

@@ -43,6 +43,7 @@ export interface LoopbackGuard {
  */
 export function installLoopbackGuard(): LoopbackGuard {
   const violations: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- saved to be re-applied with the right `this` below
   const origConnect = net.Socket.prototype.connect;
   const origLookup = dns.lookup;
   const origPromLookup = dns.promises.lookup;
@@ -66,7 +67,7 @@ export function installLoopbackGuard(): LoopbackGuard {
     }
     if (!isLoopback(host)) violations.push(`connect ${String(host)}:${String(port)}`);
     return (origConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-  } as typeof net.Socket.prototype.connect;
+  };
   (dns as { lookup: unknown }).lookup = function patched(hostname: string, ...rest: unknown[]) {
     if (!isLoopback(hostname)) violations.push(`dns ${hostname}`);
     return (origLookup as (...a: unknown[]) => unknown)(hostname, ...rest);

@@ -53,7 +53,7 @@ export class Broker {
     for (const [id, section] of Object.entries(cfg.providers)) providers.set(id, await createProvider(id, section));
     const cache = new LruCache({ maxEntries: cfg.cache.maxEntries, ttlMs: cfg.cache.ttlSeconds * 1000 });
     const keyrings = new Map<string, Keyring>();
-    let metrics: BrokerMetrics | undefined;
+    const metrics = new BrokerMetrics(cache, () => keyrings.values());
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
@@ -61,8 +61,8 @@ export class Broker {
         minWraps: k.minWraps,
         cache,
         onProviderCall: (e) => {
-          metrics?.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
-          metrics?.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
+          metrics.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
+          metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
         },
       });
       keyring.on('change', () => {
@@ -71,7 +71,6 @@ export class Broker {
       });
       keyrings.set(name, keyring);
     }
-    metrics = new BrokerMetrics(cache, () => keyrings.values());
     await Promise.all(
       [...keyrings.values()].map((k) =>
         k.refresh(deadlineSignal(10_000)).catch((e: unknown) => log.error({ err: e, keyring: k.name }, 'keyring not ready at start; retrying')),

@@ -12,7 +12,7 @@ interface ProviderModule {
 }
 
 export const PROVIDER_TYPES: Readonly<Record<string, ProviderModule>> = {
-  local: local as unknown as ProviderModule,
+  local: local,
 };
 
 export function providerSchemas(): Record<string, object> {
