@@ -23,7 +23,7 @@ interface Env {
   /** A key of its own for each row, so per-key faults and states never leak between rows. */
   key: { keyId: string; arn: string };
   other: { keyId: string; arn: string };
-  apiWith(o: Partial<SdkClientOptions>): KmsApi;
+  apiWith: (o: Partial<SdkClientOptions>) => KmsApi;
 }
 
 interface Row {

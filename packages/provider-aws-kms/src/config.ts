@@ -124,23 +124,13 @@ export function fromConfig(id: string, cfg: AwsKmsConfig): AwsKmsProvider {
   needs(typeof cfg.region === 'string' && new RegExp(REGION).test(cfg.region), `${at}.region must be an AWS Region such as eu-west-1`);
   needs(typeof cfg.keyId === 'string' && cfg.keyId.trim() !== '', `${at}.keyId must name a KMS key (id, ARN, alias/name or alias ARN)`);
   if (cfg.endpoint !== undefined) needs(new RegExp(configSchema.properties.endpoint.pattern).test(cfg.endpoint), `${at}.endpoint must be an http(s) URL`);
-  const api = createSdkKmsApi({
-    region: cfg.region,
-    ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
-    ...credentialsFrom(id, cfg.credentials),
-    maxAttempts: intIn(cfg.maxAttempts, 1, 5, DEFAULTS.maxAttempts, `${at}.maxAttempts`),
-    requestTimeoutMs: intIn(cfg.requestTimeoutMs, 50, 60_000, DEFAULTS.requestTimeoutMs, `${at}.requestTimeoutMs`),
-    connectionTimeoutMs: intIn(cfg.connectionTimeoutMs, 10, 60_000, DEFAULTS.connectionTimeoutMs, `${at}.connectionTimeoutMs`),
-  });
-  return new AwsKmsProvider(
-    {
-      id,
-      region: cfg.region,
-      keyId: cfg.keyId,
-      ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
-      callTimeoutMs: intIn(cfg.callTimeoutMs, 100, 120_000, DEFAULTS.callTimeoutMs, `${at}.callTimeoutMs`),
-      rotationTimeoutMs: intIn(cfg.rotationTimeoutMs, 1000, 600_000, DEFAULTS.rotationTimeoutMs, `${at}.rotationTimeoutMs`),
-    },
-    api,
-  );
+  const maxAttempts = intIn(cfg.maxAttempts, 1, 5, DEFAULTS.maxAttempts, `${at}.maxAttempts`);
+  const requestTimeoutMs = intIn(cfg.requestTimeoutMs, 50, 60_000, DEFAULTS.requestTimeoutMs, `${at}.requestTimeoutMs`);
+  const connectionTimeoutMs = intIn(cfg.connectionTimeoutMs, 10, 60_000, DEFAULTS.connectionTimeoutMs, `${at}.connectionTimeoutMs`);
+  const callTimeoutMs = intIn(cfg.callTimeoutMs, 100, 120_000, DEFAULTS.callTimeoutMs, `${at}.callTimeoutMs`);
+  const rotationTimeoutMs = intIn(cfg.rotationTimeoutMs, 1000, 600_000, DEFAULTS.rotationTimeoutMs, `${at}.rotationTimeoutMs`);
+  const endpoint = cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {};
+  // Credentials last: they read the environment, and the other fields' errors are cheaper to report first.
+  const api = createSdkKmsApi({ region: cfg.region, ...endpoint, ...credentialsFrom(id, cfg.credentials), maxAttempts, requestTimeoutMs, connectionTimeoutMs });
+  return new AwsKmsProvider({ id, region: cfg.region, keyId: cfg.keyId, ...endpoint, callTimeoutMs, rotationTimeoutMs }, api);
 }

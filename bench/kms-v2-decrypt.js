@@ -1,0 +1,75 @@
+// KMS v2 Decrypt through the real shim + broker on a warm cache, next to a bare grpc-js two-hop echo
+// measured in the same run. Interleaved rounds (echo, kekbroker, echo, kekbroker, ...) so that noise
+// from other work on the box hits both alike; medians are reported.
+'use strict';
+const crypto = require('node:crypto');
+const grpc = require('@grpc/grpc-js');
+const { kmsV2 } = require('@kekbroker/proto');
+const { measure, fmt } = require('./lib/measure');
+const { startKekbroker, startEcho, cpuSeconds } = require('./lib/procs');
+
+function kmsClient(socket) {
+  const C = kmsV2().KeyManagementService;
+  const c = new C(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
+  const call = (m, req) => new Promise((res, rej) => c[m](req, { deadline: Date.now() + 3000 }, (e, r) => (e ? rej(e) : res(r))));
+  return { call, close: () => c.close() };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16] } = {}) {
+  const kek = await startKekbroker();
+  const echo = await startEcho();
+  const k = kmsClient(kek.socket);
+  const e = kmsClient(echo.socket);
+  try {
+    // 64 distinct seeds, as after an apiserver restart; warm: each was wrapped by this broker.
+    const sealed = [];
+    for (let i = 0; i < 64; i++) sealed.push(await k.call('Encrypt', { plaintext: crypto.randomBytes(32), uid: `b${i}` }));
+    let i = 0;
+    const next = () => sealed[i++ % sealed.length];
+    const kekDecrypt = () => { const s = next(); return k.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, annotations: s.annotations, uid: 'bench' }); };
+    const echoDecrypt = () => { const s = next(); return e.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, uid: 'bench' }); };
+
+    const results = [];
+    for (const concurrency of concurrencies) {
+      const acc = { echo: [], kek: [] };
+      for (let r = 0; r < rounds; r++) {
+        for (const [name, fn, pids] of [['echo', echoDecrypt, echo.pids], ['kek', kekDecrypt, kek.pids]]) {
+          const c0 = { shim: cpuSeconds(pids.shim), broker: cpuSeconds(pids.broker) };
+          const m = await measure(fn, { seconds, concurrency });
+          m.shimCpuUsPerCall = ((cpuSeconds(pids.shim) - c0.shim) * 1e6) / m.calls;
+          m.brokerCpuUsPerCall = ((cpuSeconds(pids.broker) - c0.broker) * 1e6) / m.calls;
+          acc[name].push(m);
+          console.log(`  c=${concurrency} round ${r + 1} ${name === 'kek' ? 'kekbroker ' : 'bare echo '}${fmt(m)}`);
+        }
+      }
+      const pick = (xs, f) => median(xs.map((x) => x[f]));
+      const summary = (xs) => ({ rps: pick(xs, 'rps'), p50: pick(xs, 'p50'), p99: pick(xs, 'p99'), errors: xs.reduce((a, x) => a + x.errors, 0), shimCpuUsPerCall: pick(xs, 'shimCpuUsPerCall'), brokerCpuUsPerCall: pick(xs, 'brokerCpuUsPerCall') });
+      results.push({ concurrency, echo: summary(acc.echo), kekbroker: summary(acc.kek) });
+    }
+    return results;
+  } finally {
+    k.close();
+    e.close();
+    await kek.stop();
+    await echo.stop();
+  }
+}
+
+function report(results) {
+  const lines = ['', 'KMS v2 Decrypt, warm cache (medians)', '| concurrency | path | req/s | p50 ms | p99 ms | shim CPU µs/call | broker CPU µs/call | errors |', '|---|---|---:|---:|---:|---:|---:|---:|'];
+  for (const r of results) {
+    for (const [name, x] of [['bare grpc-js echo (unary, 2 hops)', r.echo], ['kekbroker shim + broker', r.kekbroker]]) {
+      lines.push(`| ${r.concurrency} | ${name} | ${x.rps.toFixed(0)} | ${x.p50.toFixed(3)} | ${x.p99.toFixed(3)} | ${x.shimCpuUsPerCall.toFixed(0)} | ${x.brokerCpuUsPerCall.toFixed(0)} | ${x.errors} |`);
+    }
+    lines.push(`| ${r.concurrency} | **ratio kekbroker / echo** | ${(r.kekbroker.rps / r.echo.rps).toFixed(2)}× | ${(r.kekbroker.p50 / r.echo.p50).toFixed(2)}× | ${(r.kekbroker.p99 / r.echo.p99).toFixed(2)}× | | | |`);
+  }
+  return lines.join('\n');
+}
+
+module.exports = { run, report };
+
+if (require.main === module) {
+  run().then((r) => console.log(report(r)), (e) => { console.error(e); process.exitCode = 1; });
+}

@@ -1,0 +1,45 @@
+// Closed-loop load: `concurrency` workers call `fn` back to back for `seconds`; returns throughput and
+// latency percentiles. Wall-clock figures belong here, in benchmarks, never in tests.
+'use strict';
+
+async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
+  const lat = [];
+  let errors = 0;
+  const runFor = async (ms, record) => {
+    const end = performance.now() + ms;
+    const worker = async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          await fn();
+          if (record) lat.push(performance.now() - t0);
+        } catch {
+          if (record) errors++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  };
+  await runFor(warmupSeconds * 1000, false);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await runFor(seconds * 1000, true);
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  lat.sort((a, b) => a - b);
+  const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
+  return {
+    calls: lat.length,
+    errors,
+    rps: lat.length / elapsed,
+    p50: pct(50),
+    p99: pct(99),
+    clientCpuUsPerCall: lat.length ? (cpu.user + cpu.system) / lat.length : NaN,
+  };
+}
+
+function fmt(r) {
+  return `${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  (${r.calls} calls, ${r.errors} errors)`;
+}
+
+module.exports = { measure, fmt };
