@@ -82,9 +82,15 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
     cfg.grpc.tls.clientCaFile = abs(cfg.grpc.tls.clientCaFile);
   }
   if (cfg.admin.tokenFile) cfg.admin.tokenFile = abs(cfg.admin.tokenFile);
-  for (const p of Object.values(cfg.providers) as Array<Record<string, unknown>>) {
-    for (const [k, v] of Object.entries(p)) if (typeof v === 'string' && /(File|keystore|Path)$/.test(k)) p[k] = abs(v);
-  }
+  // Provider sections are owned by their packages; by convention a key named `file`, `keystore`, or
+  // ending in `File`/`Path` holds a path, at any depth.
+  const walk = (o: Record<string, unknown>): void => {
+    for (const [k, v] of Object.entries(o)) {
+      if (typeof v === 'string' && /^(file|keystore)$|(File|Path)$/.test(k)) o[k] = abs(v);
+      else if (v && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>);
+    }
+  };
+  for (const p of Object.values(cfg.providers)) walk(p as Record<string, unknown>);
 }
 
 export function deepFreeze<T>(o: T): T {

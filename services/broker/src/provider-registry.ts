@@ -4,15 +4,17 @@
  */
 import type { KekProvider } from '@kekbroker/core';
 import type { ProviderSection } from '@kekbroker/config';
+import * as awsKms from '@kekbroker/provider-aws-kms';
 import * as local from '@kekbroker/provider-local';
 
 interface ProviderModule {
   configSchema: object;
-  fromConfig(id: string, cfg: never): Promise<KekProvider>;
+  fromConfig(id: string, cfg: never): KekProvider | Promise<KekProvider>;
 }
 
 export const PROVIDER_TYPES: Readonly<Record<string, ProviderModule>> = {
-  local: local,
+  local,
+  'aws-kms': awsKms,
 };
 
 export function providerSchemas(): Record<string, object> {
@@ -22,5 +24,5 @@ export function providerSchemas(): Record<string, object> {
 export async function createProvider(id: string, section: ProviderSection): Promise<KekProvider> {
   const m = PROVIDER_TYPES[section.type];
   if (!m) throw new Error(`unknown provider type ${section.type}`);
-  return m.fromConfig(id, section as never);
+  return await m.fromConfig(id, section as never);
 }

@@ -115,3 +115,10 @@ export async function adminPost(h: BrokerHandle, p: string): Promise<{ status: n
   const r = await fetch(`http://127.0.0.1:${h.ports.admin}${p}`, { method: 'POST', headers: { authorization: `Bearer ${h.adminToken}` } });
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };
 }
+
+/** SIGTERM the broker and start it again with the same config and ports: its caches start cold. */
+export async function restartBroker(h: BrokerHandle): Promise<BrokerHandle> {
+  await h.proc.kill();
+  const dir = path.dirname(h.configFile);
+  return startBroker(dir, await fs.readFile(h.configFile, 'utf8'), h.ports, h.adminToken, path.basename(h.configFile, '.yaml'));
+}

@@ -1,0 +1,30 @@
+/**
+ * Cloud emulators as keyring backends for cross-process tests: each target starts its emulator in the
+ * test process (real sockets: the broker process reaches it over loopback with the real SDK) and returns
+ * the provider section of a broker config, the environment the broker needs, and fault controls.
+ */
+import { startAwsKmsEmulator } from '@kekbroker/emulators';
+import type { FaultInjector } from '@kekbroker/emulators';
+
+export interface CloudTarget {
+  name: string;
+  start(): Promise<{ providerYaml: string; env: Record<string, string>; faults: FaultInjector; onFaultsChanged(): void; stop(): Promise<void> }>;
+}
+
+export const AWS: CloudTarget = {
+  name: 'aws-kms',
+  async start() {
+    const emu = await startAwsKmsEmulator();
+    const key = await emu.createKey();
+    await emu.createAlias('alias/kekbroker-e2e', key.keyId);
+    return {
+      providerYaml: `{ type: aws-kms, region: ${emu.region}, keyId: alias/kekbroker-e2e, endpoint: "${emu.endpoint}", credentials: { source: env, accessKeyIdEnv: E2E_AWS_KEY, secretAccessKeyEnv: E2E_AWS_SECRET } }`,
+      env: { E2E_AWS_KEY: 'AKIDEXAMPLE', E2E_AWS_SECRET: 'not-a-secret', AWS_EC2_METADATA_DISABLED: 'true' },
+      faults: emu.faults,
+      onFaultsChanged: () => emu.onFaultsChanged(),
+      stop: () => emu.close(),
+    };
+  },
+};
+
+export const CLOUD_TARGETS: CloudTarget[] = [AWS];
