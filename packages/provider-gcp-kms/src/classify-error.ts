@@ -83,7 +83,7 @@ export function classifyGcpError(e: unknown, c: ClassifyContext): KekError {
     return new KekError('unavailable', `GCP KMS ${c.op} on ${c.resource}: ${e.message} after retries (data damaged in transit; check proxies/network)`, opts);
   }
   if (e instanceof ClientInitError) {
-    return new KekError('unavailable', `GCP KMS client could not start: ${e.message}; check credentialsFile / GOOGLE_APPLICATION_CREDENTIALS / workload identity`, opts);
+    return new KekError('unavailable', `GCP KMS client could not start (${sanitize(e.message)}); check credentialsFile / GOOGLE_APPLICATION_CREDENTIALS / workload identity`, opts);
   }
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'number') return new KekError('internal', `GCP KMS ${c.op} on ${c.resource} failed unexpectedly`, opts);

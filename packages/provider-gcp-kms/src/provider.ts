@@ -1,17 +1,20 @@
 /**
  * KekProvider over Google Cloud KMS symmetric keys (purpose ENCRYPT_DECRYPT), written against the small
  * `GcpKmsClient` interface. Wrap = Encrypt with AAD = aadBytes(ctx); unwrap = Decrypt; rotate = a new
- * CryptoKeyVersion made primary. Version refs are the CryptoKeyVersion name Encrypt reports plus the
- * CryptoKey's create time (version-ref.ts explains why).
+ * CryptoKeyVersion made primary. Version refs are the CryptoKeyVersion name plus the CryptoKey's create
+ * time (version-ref.ts explains why).
  *
- * Cached key facts (create time, primary version) come from one GetCryptoKey, shared by concurrent first
- * callers, and are refreshed by rotate() and probe(). A wrap that reports a *newer* version than the cached
- * primary (someone rotated the key elsewhere, or GCP's scheduled rotation ran) moves the cache forward, so
- * describe() keeps naming the version wrap() uses; it never moves it back, so a wrap that was in flight
- * during rotate() cannot make the key_id flip back and forth.
+ * Wrap names the exact primary version it knows (not the CryptoKey): a primary change is eventually
+ * consistent in Cloud KMS — Encrypt by key name may keep using the previous primary for a minute, in rare
+ * cases hours (cloud.google.com/kms/docs/consistency) — while a named, ENABLED version is used at once.
+ * So wrap() always produces the version describe() reports, and the key_id cannot flip back and forth
+ * after a rotation. The known primary (and the key's create time) come from one GetCryptoKey, shared by
+ * concurrent first callers, and are refreshed by rotate() and by every probe(): a rotation made elsewhere
+ * (another replica, Cloud KMS scheduled rotation) is adopted at the next probe; until then wraps keep
+ * using the previous version, which stays ENABLED and valid.
  */
 import {
-  KekError, MAX_WRAP_PLAINTEXT, aadBytes, needs, raceSignal, throwIfAborted,
+  KekError, MAX_WRAP_PLAINTEXT, aadBytes, isKekError, needs, raceSignal, throwIfAborted,
   type KekProvider, type ProviderDescription, type WrapContext, type WrappedKey,
 } from '@kekbroker/core';
 import type { CallSettings, GcpKmsClient, KmsCryptoKey } from './client';
@@ -32,10 +35,16 @@ export interface GcpKmsProviderOptions {
   callTimeoutMs?: number;
   /** Attempts per operation for transient failures, including the first (default 3). */
   maxAttempts?: number;
-  /** First retry pause (default 50 ms, doubling). */
+  /** First retry pause (default 200 ms, doubling): 3 attempts then span ≥ 450 ms, longer than a channel's reconnect backoff. */
   retryBaseDelayMs?: number;
   /** How long rotate() waits for a new HSM version to finish PENDING_GENERATION (default 60 s). */
   rotationTimeoutMs?: number;
+  /**
+   * Least time between two re-reads of the key forced by a stale-looking cache (a disabled cached primary,
+   * a ref with another key create time); default 10 s. Read requests have a small quota (300/min per
+   * project), and a flood of failing wraps or forged refs must not spend it.
+   */
+  refreshMinIntervalMs?: number;
   /** Extra public facts for describe().details (e.g. the endpoint). */
   details?: Record<string, string>;
 }
@@ -51,7 +60,6 @@ interface KeyFacts {
 const STATE_NAMES: Record<number, string> = { 1: 'ENABLED', 2: 'DISABLED', 3: 'DESTROYED', 4: 'DESTROY_SCHEDULED', 5: 'PENDING_GENERATION', 8: 'GENERATION_FAILED' };
 const PURPOSE_NAMES: Record<number, string> = { 1: 'ENCRYPT_DECRYPT' };
 const enumName = (v: unknown, names: Record<number, string>): string => (typeof v === 'number' ? (names[v] ?? String(v)) : typeof v === 'string' ? v : 'UNSPECIFIED');
-const versionNumber = (name: string | undefined): number => Number(parseVersionName(name ?? '')?.versionId ?? 0);
 const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export class GcpKmsProvider implements KekProvider {
@@ -63,10 +71,12 @@ export class GcpKmsProvider implements KekProvider {
   private readonly requestTimeoutMs: number;
   private readonly callTimeoutMs: number;
   private readonly rotationTimeoutMs: number;
+  private readonly refreshMinIntervalMs: number;
   private readonly extraDetails: Record<string, string>;
   private readonly closing = new AbortController();
   private facts: KeyFacts | undefined;
   private factsLoad: Promise<KeyFacts> | undefined;
+  private factsLoadedAt = Number.NEGATIVE_INFINITY;
 
   constructor(opts: GcpKmsProviderOptions) {
     needs(KEY_NAME.test(opts.keyName), `GCP KMS keyName must be projects/P/locations/L/keyRings/R/cryptoKeys/K, got "${opts.keyName}"`);
@@ -75,8 +85,9 @@ export class GcpKmsProvider implements KekProvider {
     this.client = opts.client;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 2000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
-    this.policy = { maxAttempts: opts.maxAttempts ?? 3, baseDelayMs: opts.retryBaseDelayMs ?? 50 };
+    this.policy = { maxAttempts: opts.maxAttempts ?? 3, baseDelayMs: opts.retryBaseDelayMs ?? 200 };
     this.rotationTimeoutMs = opts.rotationTimeoutMs ?? 60_000;
+    this.refreshMinIntervalMs = opts.refreshMinIntervalMs ?? 10_000;
     this.extraDetails = opts.details ?? {};
   }
 
@@ -84,13 +95,29 @@ export class GcpKmsProvider implements KekProvider {
     needs(plaintext.length > 0 && plaintext.length <= MAX_WRAP_PLAINTEXT, `plaintext must be 1..${MAX_WRAP_PLAINTEXT} bytes`);
     const aad = aadBytes(ctx);
     throwIfAborted(signal, 'GCP KMS wrap');
-    const facts = await this.keyFacts(signal);
+    let facts = await this.keyFacts(signal);
+    try {
+      return await this.encryptWith(facts, plaintext, aad, signal);
+    } catch (e) {
+      // Our cached primary was disabled or destroyed: if the key has another primary by now (rotated
+      // elsewhere), use it at once rather than failing until the next probe.
+      if (!isKekError(e) || e.code !== 'not-found') throw e;
+      const stale = facts.primary;
+      facts = (await this.refreshFacts(signal)) ?? facts;
+      if (facts.primary === stale) throw e;
+      return this.encryptWith(facts, plaintext, aad, signal);
+    }
+  }
+
+  private async encryptWith(facts: KeyFacts, plaintext: Uint8Array, aad: Buffer, signal: AbortSignal): Promise<WrappedKey> {
+    const version = this.primaryOf(facts);
     const pt = view(plaintext);
-    const req = { name: this.keyName, plaintext: pt, additionalAuthenticatedData: aad, plaintextCrc32c: crcOf(pt), additionalAuthenticatedDataCrc32c: crcOf(aad) };
-    const out = await this.rpc('Encrypt', this.keyName, signal, async (call) => checkEncrypt(await this.client.encrypt(req, call), this.keyName, this.id));
-    const current = this.facts ?? facts;
-    if (versionNumber(out.versionName) > versionNumber(current.primary)) this.facts = { ...current, primary: out.versionName, primaryState: 'ENABLED' };
-    return { keyVersionRef: formatVersionRef(out.versionName, facts.createTime), wrapped: out.ciphertext };
+    const req = { name: version, plaintext: pt, additionalAuthenticatedData: aad, plaintextCrc32c: crcOf(pt), additionalAuthenticatedDataCrc32c: crcOf(aad) };
+    const out = await this.rpc('Encrypt', version, signal, async (call) => checkEncrypt(await this.client.encrypt(req, call), this.keyName, this.id));
+    if (out.versionName !== version) {
+      throw new KekError('internal', `GCP KMS answered Encrypt with ${out.versionName} although ${version} was requested`, { provider: this.id });
+    }
+    return { keyVersionRef: formatVersionRef(version, facts.createTime), wrapped: out.ciphertext };
   }
 
   async unwrap(w: WrappedKey, ctx: WrapContext, signal: AbortSignal): Promise<Buffer> {
@@ -103,7 +130,7 @@ export class GcpKmsProvider implements KekProvider {
     if (w.wrapped.length === 0 || w.wrapped.length > 65536) throw new KekError('corrupt', 'wrapped key has an impossible length for a GCP KMS ciphertext', { provider: this.id });
     throwIfAborted(signal, 'GCP KMS unwrap');
     let facts = await this.keyFacts(signal);
-    if (ref.keyCreateTime !== facts.createTime) facts = await this.loadFacts(signal); // maybe our cache is the stale one
+    if (ref.keyCreateTime !== facts.createTime) facts = (await this.refreshFacts(signal)) ?? facts; // maybe our cache is the stale one
     if (ref.keyCreateTime !== facts.createTime) {
       throw new KekError('not-found',
         `wrapped by an earlier GCP KMS key named ${this.keyName} (created ${ref.keyCreateTime}); the key now under that name was created ${facts.createTime} and cannot unwrap it`,
@@ -146,7 +173,7 @@ export class GcpKmsProvider implements KekProvider {
     if (facts.purpose !== 'ENCRYPT_DECRYPT') {
       throw new KekError('invalid-input', `GCP KMS key ${this.keyName} has purpose ${facts.purpose}; kekbroker needs a symmetric ENCRYPT_DECRYPT key`, { provider: this.id });
     }
-    if (!facts.primary) throw new KekError('not-found', `GCP KMS key ${this.keyName} has no primary version: create one and make it primary`, { provider: this.id });
+    this.primaryOf(facts);
     if (facts.primaryState !== 'ENABLED') {
       throw new KekError('not-found', `GCP KMS primary version ${facts.primary} is ${facts.primaryState}: enable it, or rotate to a new version`, { provider: this.id });
     }
@@ -158,18 +185,32 @@ export class GcpKmsProvider implements KekProvider {
   }
 
   private describeNow(facts: KeyFacts): ProviderDescription {
-    if (!facts.primary) throw new KekError('not-found', `GCP KMS key ${this.keyName} has no primary version: create one and make it primary`, { provider: this.id });
+    const primary = this.primaryOf(facts);
     return {
       id: this.id,
       type: this.type,
-      currentVersionRef: formatVersionRef(facts.primary, facts.createTime),
-      details: { ...this.extraDetails, keyName: this.keyName, primaryVersion: parseVersionName(facts.primary)?.versionId ?? '', keyCreateTime: facts.createTime },
+      currentVersionRef: formatVersionRef(primary, facts.createTime),
+      details: { ...this.extraDetails, keyName: this.keyName, primaryVersion: parseVersionName(primary)?.versionId ?? '', keyCreateTime: facts.createTime },
     };
+  }
+
+  private primaryOf(facts: KeyFacts): string {
+    if (!facts.primary) throw new KekError('not-found', `GCP KMS key ${this.keyName} has no primary version: create one and make it primary`, { provider: this.id });
+    return facts.primary;
   }
 
   /** Cached key facts; the first callers share one GetCryptoKey that no single caller's abort can cancel. */
   private async keyFacts(signal: AbortSignal): Promise<KeyFacts> {
-    if (this.facts) return this.facts;
+    return this.facts ?? this.sharedLoad(signal);
+  }
+
+  /** A fresh read for a cache that looks stale, unless one was made less than refreshMinIntervalMs ago. */
+  private async refreshFacts(signal: AbortSignal): Promise<KeyFacts | undefined> {
+    if (Date.now() - this.factsLoadedAt < this.refreshMinIntervalMs) return undefined;
+    return this.sharedLoad(signal);
+  }
+
+  private async sharedLoad(signal: AbortSignal): Promise<KeyFacts> {
     throwIfAborted(signal, 'GCP KMS key lookup');
     if (!this.factsLoad) {
       this.factsLoad = this.loadFacts(this.closing.signal).finally(() => {
@@ -183,6 +224,7 @@ export class GcpKmsProvider implements KekProvider {
   private async loadFacts(signal: AbortSignal): Promise<KeyFacts> {
     const key = await this.rpc('GetCryptoKey', this.keyName, signal, (call) => this.client.getCryptoKey({ name: this.keyName }, call));
     this.facts = this.factsFrom(key);
+    this.factsLoadedAt = Date.now();
     return this.facts;
   }
 

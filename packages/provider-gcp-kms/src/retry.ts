@@ -15,7 +15,7 @@ import { IntegrityError } from './transport-errors';
 export interface RetryPolicy {
   /** Attempts in all, including the first (1 = no retry). */
   maxAttempts: number;
-  /** First pause; doubles per retry, with jitter in [50%, 100%]. */
+  /** First pause; doubles per retry, with jitter in [75%, 100%] (a floor, so pauses span a reconnect backoff). */
   baseDelayMs: number;
 }
 
@@ -38,7 +38,7 @@ export async function withRetries<T>(policy: RetryPolicy, signal: AbortSignal, a
       last = e;
       if (n >= policy.maxAttempts || !isTransient(e, signal)) throw e;
     }
-    const ms = policy.baseDelayMs * 2 ** (n - 1) * (0.5 + Math.random() / 2);
+    const ms = policy.baseDelayMs * 2 ** (n - 1) * (0.75 + Math.random() / 4);
     if (!(await pause(ms, signal))) throw last;
   }
 }

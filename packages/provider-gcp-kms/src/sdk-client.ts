@@ -47,14 +47,16 @@ export function createSdkClient(opts: SdkClientOptions = {}): GcpKmsClient {
   // A plain record: gax's ClientOptions types its authClient from its own (older) google-auth-library copy.
   const clientOpts: Record<string, unknown> = {
     fallback: false, // gRPC: REST fallback errors surface as HTTP codes (research §2.7)
-    // gax sets a 1 s initial reconnect backoff, and grpc-js grows it to 2 minutes during a long outage:
-    // with ~2 s caller deadlines, every call would fail for that long after the KMS is back.
+    // While a channel waits to reconnect, grpc-js fails every call at once ("No connection established").
+    // gax sets a 1 s initial backoff and grpc-js grows it to 2 minutes during a long outage: with ~2 s
+    // caller deadlines, every call would fail that long after the KMS is back. A reconnect attempt every
+    // 250 ms at most is cheap, and retry.ts pauses long enough (≥ 450 ms over 3 attempts) to span it.
     'grpc.initial_reconnect_backoff_ms': 100,
-    'grpc.max_reconnect_backoff_ms': 1000,
+    'grpc.max_reconnect_backoff_ms': 250,
   };
   if (opts.endpoint) {
     const { host, port } = splitEndpoint(opts.endpoint);
-    clientOpts.apiEndpoint = host;
+    clientOpts.apiEndpoint = host.includes(':') ? `[${host}]` : host; // gax joins host + ':' + port
     clientOpts.port = port;
   }
   if (opts.insecure) {
@@ -100,10 +102,13 @@ export function createSdkClient(opts: SdkClientOptions = {}): GcpKmsClient {
         reject(abortError());
       };
       call.signal.addEventListener('abort', onAbort, { once: true });
-      p.then(
-        ([res]) => resolve(res as T),
-        (e: unknown) => reject(e),
-      ).finally(() => call.signal.removeEventListener('abort', onAbort));
+      // Both outcomes are handled here, so the chain itself cannot reject.
+      void p
+        .then(
+          ([res]) => resolve(res as T),
+          (e: unknown) => reject(e as Error), // gax rejects with GoogleError / grpc ServiceError
+        )
+        .finally(() => call.signal.removeEventListener('abort', onAbort));
     });
   }
 

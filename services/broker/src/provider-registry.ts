@@ -5,6 +5,7 @@
 import type { KekProvider } from '@kekbroker/core';
 import type { ProviderSection } from '@kekbroker/config';
 import * as awsKms from '@kekbroker/provider-aws-kms';
+import * as gcpKms from '@kekbroker/provider-gcp-kms';
 import * as local from '@kekbroker/provider-local';
 
 interface ProviderModule {
@@ -15,6 +16,7 @@ interface ProviderModule {
 export const PROVIDER_TYPES: Readonly<Record<string, ProviderModule>> = {
   local,
   'aws-kms': awsKms,
+  'gcp-kms': gcpKms,
 };
 
 export function providerSchemas(): Record<string, object> {

@@ -15,7 +15,7 @@ runConformance({
     const control = await startControlServer({ gcp: emu });
     const keyName = await emu.createKey('kekbroker-test', 'europe-west1', 'kekbroker', 'kek');
     const providerFor = (name: string) =>
-      fromConfig('gcp-test', { type: 'gcp-kms', keyName: name, endpoint: `127.0.0.1:${emu.port}`, insecureLoopback: true });
+      fromConfig('gcp-test', { type: 'gcp-kms', keyName: name, endpoint: emu.endpoint, insecureLoopback: true });
     const faults = async (method: 'POST' | 'DELETE', rule?: FaultRule): Promise<void> => {
       const res = await fetch(`http://127.0.0.1:${control.port}/faults/gcp`, {
         method,

@@ -3,7 +3,7 @@
  * test process (real sockets: the broker process reaches it over loopback with the real SDK) and returns
  * the provider section of a broker config, the environment the broker needs, and fault controls.
  */
-import { startAwsKmsEmulator } from '@kekbroker/emulators';
+import { startAwsKmsEmulator, startGcpKmsEmulator } from '@kekbroker/emulators';
 import type { FaultInjector } from '@kekbroker/emulators';
 
 export interface CloudTarget {
@@ -27,4 +27,19 @@ export const AWS: CloudTarget = {
   },
 };
 
-export const CLOUD_TARGETS: CloudTarget[] = [AWS];
+export const GCP: CloudTarget = {
+  name: 'gcp-kms',
+  async start() {
+    const emu = await startGcpKmsEmulator();
+    const keyName = await emu.createKey('kekbroker-e2e', 'europe-west1', 'ring', 'kek');
+    return {
+      providerYaml: `{ type: gcp-kms, keyName: "${keyName}", endpoint: "${emu.endpoint}", insecureLoopback: true }`,
+      env: { METADATA_SERVER_DETECTION: 'none' },
+      faults: emu.faults,
+      onFaultsChanged: () => emu.onFaultsChanged(),
+      stop: () => emu.close(),
+    };
+  },
+};
+
+export const CLOUD_TARGETS: CloudTarget[] = [AWS, GCP];

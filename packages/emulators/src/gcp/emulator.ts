@@ -28,6 +28,8 @@ export interface GcpKmsEmulatorOptions {
 export interface GcpKmsEmulator extends Controllable {
   readonly host: '127.0.0.1';
   readonly port: number;
+  /** `127.0.0.1:PORT`: the gcp-kms provider's `endpoint` (with `insecureLoopback: true`). */
+  readonly endpoint: string;
   readonly faults: FaultInjector;
   /** Counters for tests: calls the client cancelled while the emulator was still working on them. */
   readonly stats: { readonly cancelled: number };
@@ -39,6 +41,8 @@ export interface GcpKmsEmulator extends Controllable {
   disableKey(keyName: string): Promise<void>;
   /** Enable every DISABLED version of the key again. */
   enableKey(keyName: string): Promise<void>;
+  /** Enable or disable one CryptoKeyVersion (as UpdateCryptoKeyVersion would). */
+  setVersionState(versionName: string, state: 'ENABLED' | 'DISABLED'): Promise<void>;
   /** Answer the next matching call(s) with this status instead (codes the fault kinds do not produce). */
   injectStatus(rule: InjectedStatus): void;
   close(): Promise<void>;
@@ -71,6 +75,7 @@ export async function startGcpKmsEmulator(opts: GcpKmsEmulatorOptions = {}): Pro
   return {
     host: '127.0.0.1',
     port,
+    endpoint: `127.0.0.1:${port}`,
     faults,
     stats: state.stats,
     onFaultsChanged() {
@@ -91,6 +96,9 @@ export async function startGcpKmsEmulator(opts: GcpKmsEmulatorOptions = {}): Pro
     },
     async enableKey(keyName) {
       setAll(keyName, 'DISABLED', 'ENABLED');
+    },
+    async setVersionState(versionName, to) {
+      store.setState(versionName, to);
     },
     injectStatus(rule) {
       state.injected.push({ ...rule });

@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { delay, type ActiveFaults, type FaultInjector } from '../faults';
 import { crc32c } from './crc32c';
 import { RpcError, errorInfo, retryInfo, toServiceError } from './rpc-error';
-import { cryptoKeyProto, versionName, versionProto, type KmsStore, type VersionState } from './store';
+import { cryptoKeyProto, versionName, versionProto, type KmsStore } from './store';
 
 /** A status to answer instead of doing the work (for error-classification tests). */
 export interface InjectedStatus {
@@ -114,8 +114,8 @@ export function kmsHandlers(state: ServiceState): grpc.UntypedServiceImplementat
   const name = (r: Req): string => str(r.name);
   const parent = (r: Req): string => str(r.parent);
   return {
-    createKeyRing: unary(state, 'CreateKeyRing', (r) => `${parent(r)}/keyRings/${str(r.keyRingId)}`, (r) => store.createKeyRing(parent(r), str(r.keyRingId)) as unknown as Req),
-    getKeyRing: unary(state, 'GetKeyRing', name, (r) => store.getKeyRing(name(r)) as unknown as Req),
+    createKeyRing: unary(state, 'CreateKeyRing', (r) => `${parent(r)}/keyRings/${str(r.keyRingId)}`, (r) => ({ ...store.createKeyRing(parent(r), str(r.keyRingId)) })),
+    getKeyRing: unary(state, 'GetKeyRing', name, (r) => ({ ...store.getKeyRing(name(r)) })),
 
     createCryptoKey: unary(state, 'CreateCryptoKey', (r) => `${parent(r)}/cryptoKeys/${str(r.cryptoKeyId)}`, (r) => {
       const spec = (r.cryptoKey ?? {}) as { purpose?: string; versionTemplate?: { algorithm?: string } | null; labels?: Record<string, string> };
@@ -147,7 +147,7 @@ export function kmsHandlers(state: ServiceState): grpc.UntypedServiceImplementat
       const paths = ((r.updateMask ?? {}) as { paths?: string[] }).paths ?? [];
       if (paths.length !== 1 || paths[0] !== 'state') throw new RpcError(grpc.status.INVALID_ARGUMENT, 'The emulator updates update_mask "state" only.');
       if (v.state !== 'ENABLED' && v.state !== 'DISABLED') throw new RpcError(grpc.status.INVALID_ARGUMENT, 'state may only be set to ENABLED or DISABLED.');
-      const { key, version } = store.setState(str(v.name), v.state as VersionState);
+      const { key, version } = store.setState(str(v.name), v.state);
       return versionProto(key, version);
     }),
     destroyCryptoKeyVersion: unary(state, 'DestroyCryptoKeyVersion', name, (r) => {
