@@ -37,6 +37,9 @@ export class TcpFront {
       return;
     }
     const upstream = net.connect(this.backendPort, '127.0.0.1');
+    // A proxy must not add Nagle delays: small HTTP/2 frames would stall ~40 ms on delayed ACKs.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     this.open.add(client);
     const done = (): void => {
       this.open.delete(client);
