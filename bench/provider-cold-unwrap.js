@@ -21,7 +21,7 @@ const TARGETS = [
     name: 'aws-kms',
     async start() {
       const emu = await emulators.startAwsKmsEmulator();
-      const key = await emu.createKey();
+      const key = emu.createKey();
       process.env.BENCH_AWS_KEY = 'AKIDEXAMPLE';
       process.env.BENCH_AWS_SECRET = 'not-a-secret';
       const cfg = { type: 'aws-kms', region: emu.region, keyId: key.arn, endpoint: emu.endpoint, credentials: { source: 'env', accessKeyIdEnv: 'BENCH_AWS_KEY', secretAccessKeyEnv: 'BENCH_AWS_SECRET' } };

@@ -90,7 +90,7 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
       else if (v && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>);
     }
   };
-  for (const p of Object.values(cfg.providers)) walk(p as Record<string, unknown>);
+  for (const p of Object.values(cfg.providers)) walk(p);
 }
 
 export function deepFreeze<T>(o: T): T {

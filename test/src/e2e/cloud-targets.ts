@@ -15,8 +15,8 @@ export const AWS: CloudTarget = {
   name: 'aws-kms',
   async start() {
     const emu = await startAwsKmsEmulator();
-    const key = await emu.createKey();
-    await emu.createAlias('alias/kekbroker-e2e', key.keyId);
+    const key = emu.createKey();
+    emu.createAlias('alias/kekbroker-e2e', key.keyId);
     return {
       providerYaml: `{ type: aws-kms, region: ${emu.region}, keyId: alias/kekbroker-e2e, endpoint: "${emu.endpoint}", credentials: { source: env, accessKeyIdEnv: E2E_AWS_KEY, secretAccessKeyEnv: E2E_AWS_SECRET } }`,
       env: { E2E_AWS_KEY: 'AKIDEXAMPLE', E2E_AWS_SECRET: 'not-a-secret', AWS_EC2_METADATA_DISABLED: 'true' },
