@@ -45,10 +45,8 @@ const TARGETS = [
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-az-'));
       const caFile = path.join(dir, 'ca.pem');
       fs.writeFileSync(caFile, emu.caPem);
-      const mod = require('@kekbroker/provider-azure-keyvault');
-      const cfg = mod.emulatorConfig ? mod.emulatorConfig(emu.vaultUrl, 'kek', caFile) : undefined;
-      if (!cfg) throw new Error('provider-azure-keyvault has no emulatorConfig()');
-      return { emu, cfg, provider: () => mod.fromConfig('cloud', cfg) };
+      const cfg = { type: 'azure-keyvault', vaultUrl: emu.vaultUrl, keyName: 'kek', tlsCaFile: caFile, disableChallengeResourceVerification: true, credential: { type: 'emulator' } };
+      return { emu, cfg, provider: () => require('@kekbroker/provider-azure-keyvault').fromConfig('cloud', cfg) };
     },
   },
 ];

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const control = await startControlServer({ aws, gcp, azure }, port(values['control-port'], 4569));
 
   const config = `# Broker config using all three emulators (written by npm run emulators).
-# Run: KEKBROKER_AWS_KEY=AKIDEXAMPLE KEKBROKER_AWS_SECRET=x AZURE_EMULATOR_SECRET=x node services/broker/dist/main.js --config ${path.join(dir, 'broker.yaml')}
+# Run: KEKBROKER_AWS_KEY=AKIDEXAMPLE KEKBROKER_AWS_SECRET=x node services/broker/dist/main.js --config ${path.join(dir, 'broker.yaml')}
 grpc: { listen: "127.0.0.1:7443", insecureLoopback: true }
 http: { listen: "127.0.0.1:7480" }
 admin: { listen: "127.0.0.1:7481", tokenFile: ./admin.token }
@@ -68,7 +68,7 @@ providers:
     keyName: kek
     tlsCaFile: ${caFile}
     disableChallengeResourceVerification: true
-    credential: { type: client-secret, tenantId: ${azure.tenantId}, clientId: 00000000-0000-0000-0000-000000000001, clientSecretEnv: AZURE_EMULATOR_SECRET, authorityHost: "${azure.vaultUrl}", disableInstanceDiscovery: true }
+    credential: { type: emulator }               # fixed fake token; refused unless vaultUrl is loopback
 keyrings:
   default: { providers: [aws, gcp, azure] }      # every wrap sealed under all three clouds
 tenants:

@@ -48,8 +48,16 @@ export class TcpFront {
     };
     client.on('error', done).on('close', done);
     upstream.on('error', done).on('close', done);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // Forward data but not half-closes: when one side ends, let the other drain, then close both. Piping
+    // the FIN through and destroying later left node 20 spinning in exit cleanup (seen with gdb).
+    client.pipe(upstream, { end: false });
+    upstream.pipe(client, { end: false });
+    const endAfterDrain = (other: net.Socket): void => {
+      if (other.writableLength === 0) done();
+      else other.once('drain', done);
+    };
+    client.once('end', () => endAfterDrain(upstream));
+    upstream.once('end', () => endAfterDrain(client));
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@
 import type { KekProvider } from '@kekbroker/core';
 import type { ProviderSection } from '@kekbroker/config';
 import * as awsKms from '@kekbroker/provider-aws-kms';
+import * as azureKeyVault from '@kekbroker/provider-azure-keyvault';
 import * as gcpKms from '@kekbroker/provider-gcp-kms';
 import * as local from '@kekbroker/provider-local';
 
@@ -17,6 +18,7 @@ export const PROVIDER_TYPES: Readonly<Record<string, ProviderModule>> = {
   local,
   'aws-kms': awsKms,
   'gcp-kms': gcpKms,
+  'azure-keyvault': azureKeyVault,
 };
 
 export function providerSchemas(): Record<string, object> {

@@ -3,7 +3,10 @@
  * test process (real sockets: the broker process reaches it over loopback with the real SDK) and returns
  * the provider section of a broker config, the environment the broker needs, and fault controls.
  */
-import { startAwsKmsEmulator, startGcpKmsEmulator } from '@kekbroker/emulators';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { startAwsKmsEmulator, startAzureKeyVaultEmulator, startGcpKmsEmulator } from '@kekbroker/emulators';
+import { tempDir } from '@kekbroker/testkit';
 import type { FaultInjector } from '@kekbroker/emulators';
 
 export interface CloudTarget {
@@ -42,4 +45,21 @@ export const GCP: CloudTarget = {
   },
 };
 
-export const CLOUD_TARGETS: CloudTarget[] = [AWS, GCP];
+export const AZURE: CloudTarget = {
+  name: 'azure-keyvault',
+  async start() {
+    const emu = await startAzureKeyVaultEmulator();
+    await emu.createKey('kek', 'RSA', 3072);
+    const caFile = path.join(await tempDir(), 'azure-ca.pem');
+    await fs.writeFile(caFile, emu.caPem);
+    return {
+      providerYaml: `{ type: azure-keyvault, vaultUrl: "${emu.vaultUrl}", keyName: kek, tlsCaFile: "${caFile}", disableChallengeResourceVerification: true, credential: { type: emulator } }`,
+      env: {},
+      faults: emu.faults,
+      onFaultsChanged: () => emu.onFaultsChanged(),
+      stop: () => emu.close(),
+    };
+  },
+};
+
+export const CLOUD_TARGETS: CloudTarget[] = [AWS, GCP, AZURE];

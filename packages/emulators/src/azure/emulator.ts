@@ -34,6 +34,8 @@ export interface AzureKeyVaultEmulator {
   /** Disable every version of a key (crypto then answers 403 Forbidden / KeyDisabled). */
   disableKey(name: string): Promise<void>;
   enableKey(name: string): Promise<void>;
+  /** Replace key_ops on every version (to test a key that does not permit wrapKey/unwrapKey). */
+  setKeyOps(name: string, ops: string[]): Promise<void>;
   /** Answer 401 to requests bearing this token, as Key Vault does for an expired or foreign token. */
   rejectToken(token: string): void;
   close(): Promise<void>;
@@ -45,7 +47,8 @@ export async function startAzureKeyVaultEmulator(opts: AzureKeyVaultEmulatorOpti
   const faults = new FaultInjector();
   const tenantId = randomUUID();
   const rejectedTokens = new Set<string>();
-  const server = https.createServer({ cert: tls.cert, key: tls.key }, createRequestHandler({ vault, faults, tenantId, rejectedTokens }));
+  const closing = new AbortController();
+  const server = https.createServer({ cert: tls.cert, key: tls.key }, createRequestHandler({ vault, faults, tenantId, rejectedTokens, closing: closing.signal }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -80,10 +83,14 @@ export async function startAzureKeyVaultEmulator(opts: AzureKeyVaultEmulatorOpti
     async enableKey(name) {
       vault.setEnabled(name, true);
     },
+    async setKeyOps(name, ops) {
+      vault.setKeyOps(name, ops);
+    },
     rejectToken(token) {
       rejectedTokens.add(token);
     },
     async close() {
+      closing.abort();
       await front.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

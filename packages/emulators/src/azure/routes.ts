@@ -20,6 +20,8 @@ export interface RouteContext {
   tenantId: string;
   /** Bearer tokens to refuse with 401, as Key Vault does for an expired or foreign token. */
   rejectedTokens: ReadonlySet<string>;
+  /** Fires when the emulator closes: injected latency must not outlive it. */
+  closing: AbortSignal;
 }
 
 type Operation = 'createKey' | 'getKey' | 'updateKey' | 'rotateKey' | 'wrapKey' | 'unwrapKey';
@@ -42,6 +44,9 @@ export function createRequestHandler(ctx: RouteContext): (req: IncomingMessage, 
 }
 
 async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // Listen from the start: a client that aborts while we read its body must still end our waits.
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
   const body = await readBody(req);
   if (body === undefined) return sendError(res, new VaultError(413, 'BadParameter', `Request body larger than ${MAX_BODY} bytes.`));
 
@@ -60,10 +65,10 @@ async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerRespon
 
   const f = ctx.faults.take(route.op, route.name);
   if (f.latencyMs > 0) {
-    // Stop waiting when the client goes away: an aborted SDK call closes its socket.
-    const gone = new AbortController();
-    res.on('close', () => gone.abort());
-    if (!(await delay(f.latencyMs, gone.signal))) return;
+    // Stop waiting when the client goes away (an aborted SDK call closes its socket) or the emulator closes.
+    // (delay() does not look at a signal that already fired, hence the explicit check.)
+    const stop = AbortSignal.any([gone.signal, ctx.closing]);
+    if (stop.aborted || res.destroyed || !(await delay(f.latencyMs, stop))) return;
   }
   if (f.outage) {
     // A per-key outage: drop this connection without an answer (the TcpFront turns that into a close

@@ -51,6 +51,6 @@ export async function makeEmulatorTls(): Promise<EmulatorTls> {
         ],
       },
     ],
-  } as Parameters<typeof generate>[1]);
+  });
   return { caPem: ca.cert, cert: leaf.cert, key: leaf.private };
 }

@@ -88,13 +88,23 @@ export class Vault {
 
   /** Enable or disable every version of a key: what an operator does to stop a key being used. */
   setEnabled(name: string, enabled: boolean): void {
+    for (const v of this.all(name)) {
+      v.enabled = enabled;
+      v.updated = epoch();
+    }
+  }
+
+  setKeyOps(name: string, ops: string[]): void {
+    for (const v of this.all(name)) {
+      v.keyOps = [...ops];
+      v.updated = epoch();
+    }
+  }
+
+  private all(name: string): KeyVersion[] {
     const list = this.keys.get(name);
     if (!list) throw new VaultError(404, 'KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
-    const now = epoch();
-    for (const v of list) {
-      v.enabled = enabled;
-      v.updated = now;
-    }
+    return list;
   }
 
   /** PATCH /keys/{name}/{version}: attributes (enabled), key_ops and tags of one version. */
