@@ -37,6 +37,8 @@ export class BrokerClient extends EventEmitter {
   private nextId = 1n;
   private backoff = BACKOFF_MIN_MS;
   private stopped = false;
+  /** Bumped on every (re)connect: events from an older stream must not tear down the new one. */
+  private epoch = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** Latest status from the broker and when it arrived (monotonic ms). */
   status: KeyringStatus__Output | undefined;
@@ -75,15 +77,17 @@ export class BrokerClient extends EventEmitter {
     };
     if (this.opts.serverName) options['grpc.ssl_target_name_override'] = this.opts.serverName;
     this.client = new Ctor(this.endpoint, this.opts.credentials, options);
-    this.openWatch();
-    this.openSession();
+    const epoch = ++this.epoch;
+    this.openWatch(epoch);
+    this.openSession(epoch);
   }
 
-  private openWatch(): void {
+  private openWatch(epoch: number): void {
     const client = this.client as KekBrokerClient;
     const w = client.WatchStatus({ keyring: this.opts.keyring }, this.metadata());
     this.watch = w;
     w.on('data', (s: KeyringStatus__Output) => {
+      if (epoch !== this.epoch) return;
       this.status = s;
       this.statusAt = performance.now();
       this.backoff = BACKOFF_MIN_MS;
@@ -93,11 +97,11 @@ export class BrokerClient extends EventEmitter {
       }
       this.emit('status', s);
     });
-    w.on('error', (e: grpc.ServiceError) => this.lost(`status watch: ${e.details || e.message}`, e.code));
-    w.on('end', () => this.lost('status watch ended', GrpcStatus.UNAVAILABLE));
+    w.on('error', (e: grpc.ServiceError) => this.lost(epoch, `status watch: ${e.details || e.message}`, e.code));
+    w.on('end', () => this.lost(epoch, 'status watch ended', GrpcStatus.UNAVAILABLE));
   }
 
-  private openSession(): void {
+  private openSession(epoch: number): void {
     const client = this.client as KekBrokerClient;
     const s = client.Session(this.metadata()) as unknown as grpc.ClientDuplexStream<unknown, SessionResponse__Output>;
     this.session = s;
@@ -108,13 +112,13 @@ export class BrokerClient extends EventEmitter {
       clearTimeout(p.timer);
       p.resolve(r);
     });
-    s.on('error', (e: grpc.ServiceError) => this.lost(`session: ${e.details || e.message}`, e.code));
-    s.on('end', () => this.lost('session ended', GrpcStatus.UNAVAILABLE));
+    s.on('error', (e: grpc.ServiceError) => this.lost(epoch, `session: ${e.details || e.message}`, e.code));
+    s.on('end', () => this.lost(epoch, 'session ended', GrpcStatus.UNAVAILABLE));
   }
 
   /** Either stream failed: fail what is in flight, drop the channel, reconnect (next endpoint) after a backoff. */
-  private lost(why: string, code: number): void {
-    if (this.stopped || !this.client) return;
+  private lost(epoch: number, why: string, code: number): void {
+    if (this.stopped || !this.client || epoch !== this.epoch) return;
     const wasConnected = this.connected;
     this.connected = false;
     this.session?.removeAllListeners('data');

@@ -25,6 +25,11 @@ export interface KmsServiceOptions {
 
 /** Left for our own answer to travel back after the broker replies. */
 const RETURN_MARGIN_MS = 50;
+/**
+ * A connected broker re-sends status every 5 s. Three missed heartbeats on a live connection means the
+ * broker is hung (e.g. SIGSTOP) even though TCP keepalive has not noticed yet.
+ */
+const STALE_WHILE_CONNECTED_MS = 15_000;
 
 export class KmsV2Service {
   constructor(private readonly o: KmsServiceOptions) {}
@@ -35,7 +40,10 @@ export class KmsV2Service {
     const s = broker.status;
     if (!s) return { ok: false, reason: `no status from the broker yet (${broker.endpoint})` };
     const age = performance.now() - broker.statusAt;
-    if (!broker.connected && age > graceMs) return { ok: false, reason: `broker unreachable for ${Math.round(age / 1000)} s (grace ${graceMs / 1000} s)` };
+    const limit = broker.connected ? Math.max(graceMs, STALE_WHILE_CONNECTED_MS) : graceMs;
+    if (age > limit) {
+      return { ok: false, reason: `broker unreachable for ${Math.round(age / 1000)} s (${broker.connected ? 'connected but silent' : 'disconnected'}; grace ${limit / 1000} s)` };
+    }
     if (!s.healthy) return { ok: false, reason: `broker reports keyring ${s.keyring} unhealthy: ${s.reason}` };
     if (!s.key_id) return { ok: false, reason: 'broker has no key_id for the keyring' };
     return { ok: true, keyId: s.key_id };

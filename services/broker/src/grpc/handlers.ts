@@ -70,7 +70,8 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
       service
         .wrap({ tenant, requestId: r.request_id, deadlineMs: remainingMs(call) }, r.keyring, r.plaintext)
         .then((out) => callback(null, { ciphertext: out.ciphertext, key_id: out.keyId }))
-        .catch((e: unknown) => callback(toGrpcError(e)));
+        .catch((e: unknown) => callback(toGrpcError(e)))
+        .finally(() => r.plaintext.fill(0));
       return undefined;
     },
 
@@ -135,7 +136,10 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
           service
             .wrap({ ...caller, requestId: w.request_id }, w.keyring, w.plaintext)
             .then((out) => send({ id, wrap: { ciphertext: out.ciphertext, key_id: out.keyId } }), fail)
-            .finally(done);
+            .finally(() => {
+              w.plaintext.fill(0);
+              done();
+            });
         } else if (req.unwrap) {
           const u = req.unwrap;
           service

@@ -47,11 +47,20 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     leader: deps.isLeader(),
     keyrings: [...deps.keyrings.values()].map((k) => k.status()),
   }));
+  const rotating = new Set<string>();
   app.post<{ Params: { name: string } }>('/v1/admin/keyrings/:name/rotate', async (req, reply) => {
     const k = deps.keyrings.get(req.params.name);
     if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
+    // Two overlapping requests (a double click, a retried curl) must not rotate twice.
+    if (rotating.has(k.name)) return reply.code(409).send({ errors: [`keyring "${k.name}" is already rotating; check GET /v1/admin/status`] });
+    rotating.add(k.name);
     const before = k.keyId;
-    const keyId = await k.rotate(deadlineSignal(30_000));
+    let keyId: string;
+    try {
+      keyId = await k.rotate(deadlineSignal(60_000));
+    } finally {
+      rotating.delete(k.name);
+    }
     deps.log.warn({ keyring: k.name, from: before, to: keyId }, 'keyring rotated by admin request');
     return { keyring: k.name, previousKeyId: before, keyId };
   });
