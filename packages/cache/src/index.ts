@@ -1,2 +1,2 @@
 export { LruCache, type LruOptions } from './lru';
-export { SingleFlight } from './single-flight';
+export { SingleFlight, keyMaterialFlight } from './single-flight';

@@ -12,7 +12,7 @@ import {
   openPayload, payloadAad, sealPayload, throwIfAborted, toKekError, zeroize,
   type EnvelopeWrap, type KekProvider, type ProviderDescription, type WrapContext,
 } from '@kekbroker/core';
-import { LruCache, SingleFlight } from '@kekbroker/cache';
+import { keyMaterialFlight, type LruCache } from '@kekbroker/cache';
 import { HealthBook, type ProviderHealth } from './health';
 
 export interface KeyringOptions {
@@ -50,7 +50,8 @@ export class Keyring extends EventEmitter {
   private readonly providers: readonly KekProvider[];
   private readonly minWraps: number;
   private readonly cache: LruCache;
-  private readonly flights = new SingleFlight<Buffer>();
+  /** Concurrent misses for one envelope share one provider call; each caller gets its own copy. */
+  private readonly flights = keyMaterialFlight();
   private readonly health: HealthBook;
   private descriptions = new Map<string, ProviderDescription>();
   private generation: Buffer | undefined;
@@ -200,13 +201,14 @@ export class Keyring extends EventEmitter {
     const ck = cacheKey(tenant, ciphertext);
     const hit = this.cache.get(ck);
     if (hit) return { plaintext: hit, keyId, stale, cached: true };
-    // Concurrent misses for one envelope make one KMS call; each caller gets its own copy.
-    const shared = await this.flights.run(ck, async () => {
-      const plaintext = await this.unwrapUncached(tenant, env, signal);
-      this.cache.set(ck, plaintext);
-      return plaintext;
+    // Concurrent misses for one envelope make one KMS call. The flight owns the result it gets from
+    // unwrapUncached, hands each caller its own copy, then zeroes it; the cache keeps a copy of its own.
+    const plaintext = await this.flights.run(ck, async () => {
+      const opened = await this.unwrapUncached(tenant, env, signal);
+      this.cache.set(ck, opened);
+      return opened;
     });
-    return { plaintext: Buffer.from(shared), keyId, stale, cached: false };
+    return { plaintext, keyId, stale, cached: false };
   }
 
   private async unwrapUncached(tenant: string, env: ReturnType<typeof decodeEnvelope>, signal: AbortSignal): Promise<Buffer> {

@@ -48,3 +48,4 @@ export type { SessionRequest, SessionRequest__Output } from './generated/kekbrok
 export type { SessionResponse, SessionResponse__Output } from './generated/kekbroker/v1/SessionResponse';
 export type { KeyringStatus, KeyringStatus__Output } from './generated/kekbroker/v1/KeyringStatus';
 export type { WatchStatusRequest, WatchStatusRequest__Output } from './generated/kekbroker/v1/WatchStatusRequest';
+export { acceptPreserialized, serializeMessage } from './preserialize';

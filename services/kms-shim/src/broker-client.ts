@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import { brokerV1, type KekBrokerClient, type KeyringStatus__Output, type SessionResponse__Output } from '@kekbroker/proto';
+import { acceptPreserialized, brokerV1, serializeMessage, type KekBrokerClient, type KeyringStatus__Output, type SessionResponse__Output } from '@kekbroker/proto';
 import { GrpcStatus, KekError, ERROR_CODES, type ErrorCode } from '@kekbroker/core';
 
 export interface BrokerClientOptions {
@@ -24,6 +24,14 @@ interface Pending {
   reject(e: KekError): void;
   timer: NodeJS.Timeout;
 }
+
+/**
+ * Session requests carry seeds (Encrypt): they are serialised in `call` itself, so the caller's buffer is free
+ * as soon as `call` returns, whatever grpc-js does with its write queue (core/secrets.ts, rule 4).
+ */
+const brokerService = () => acceptPreserialized(brokerV1().KekBroker.service);
+const BrokerCtor = () => grpc.makeGenericClientConstructor(brokerService(), 'KekBroker') as unknown as new (
+  address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => KekBrokerClient;
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2000;
@@ -66,7 +74,7 @@ export class BrokerClient extends EventEmitter {
 
   private connect(): void {
     if (this.stopped) return;
-    const Ctor = brokerV1().KekBroker;
+    const Ctor = BrokerCtor();
     const options: grpc.ChannelOptions = {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
@@ -141,7 +149,10 @@ export class BrokerClient extends EventEmitter {
     this.reconnectTimer = setTimeout(() => this.connect(), wait);
   }
 
-  /** Send one op on the session; resolves with the broker's answer or rejects with a KekError. */
+  /**
+   * Send one op on the session; resolves with the broker's answer or rejects with a KekError. The request is
+   * serialised before this returns: the caller may zero the buffers in `op` once it no longer needs to resend.
+   */
   call(op: { wrap?: object; unwrap?: object }, deadlineMs: number): Promise<SessionResponse__Output> {
     return new Promise((resolve, reject) => {
       if (!this.session || !this.connected) {
@@ -154,7 +165,7 @@ export class BrokerClient extends EventEmitter {
         reject(new KekError('timeout', `broker did not answer within ${deadlineMs} ms`));
       }, deadlineMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.session.write({ id, deadline_ms: deadlineMs, ...op });
+      this.session.write(serializeMessage(brokerV1().KekBroker.service, 'Session', 'request', { id, deadline_ms: deadlineMs, ...op }));
     });
   }
 

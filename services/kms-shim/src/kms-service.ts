@@ -5,8 +5,8 @@
  * never `healthz: "err"` with OK: that keeps the apiserver writing forever (kubernetes#138950).
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { DecryptRequest__Output, DecryptResponse, EncryptRequest__Output, EncryptResponse, KeyManagementServiceHandlers, StatusResponse } from '@kekbroker/proto';
-import { KekError, toKekError } from '@kekbroker/core';
+import { kmsV2, serializeMessage, type DecryptRequest__Output, DecryptResponse, EncryptRequest__Output, EncryptResponse, KeyManagementServiceHandlers, StatusResponse } from '@kekbroker/proto';
+import { KekError, toKekError, zeroize } from '@kekbroker/core';
 import type { Logger } from '@kekbroker/telemetry';
 import { sessionError, type BrokerClient } from './broker-client';
 import type { ShimMetrics } from './metrics';
@@ -69,13 +69,21 @@ export class KmsV2Service {
   }
 
   handlers(): KeyManagementServiceHandlers {
-    const observe = <Req, Res>(method: string, fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+    const def = kmsV2().KeyManagementService.service;
+    /**
+     * `secretOf` names the key material in an answer (Decrypt's plaintext): the answer is then serialised here
+     * and that buffer, which this handler owns, zeroed once its bytes have left (core/secrets.ts, rule 4).
+     */
+    const observe = <Req, Res>(method: string, fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>, secretOf?: (res: Res) => Buffer) =>
       (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
         const t0 = performance.now();
         fn(call).then(
           (res) => {
             this.o.metrics.observe(method, 'ok', (performance.now() - t0) / 1000);
-            callback(null, res);
+            if (!secretOf) return callback(null, res);
+            const bytes = serializeMessage(def, method, 'response', res);
+            zeroize(secretOf(res));
+            return callback(null, bytes);
           },
           (e: unknown) => {
             const err = toKekError(e);
@@ -98,8 +106,12 @@ export class KmsV2Service {
         const { plaintext, uid } = call.request;
         if (plaintext.length === 0) throw new KekError('invalid-input', 'plaintext is empty');
         if (plaintext.length > PLAINTEXT_MAX_BYTES) throw new KekError('invalid-input', `plaintext is larger than ${PLAINTEXT_MAX_BYTES} bytes`);
-        const r = await this.session({ wrap: { keyring: this.o.keyring, plaintext, request_id: uid } }, this.budget(call));
-        plaintext.fill(0);
+        let r;
+        try {
+          r = await this.session({ wrap: { keyring: this.o.keyring, plaintext, request_id: uid } }, this.budget(call));
+        } finally {
+          zeroize(plaintext); // ours (deserialised for this call), and every send of it has been serialised
+        }
         if (!r.wrap) throw new KekError('internal', 'broker answered a wrap without a result');
         const annotations = { [VERSION_ANNOTATION]: ENVELOPE_ANNOTATION_VALUE };
         checkEncryptAnswer(r.wrap.ciphertext, r.wrap.key_id, annotations);
@@ -112,7 +124,7 @@ export class KmsV2Service {
         const r = await this.session({ unwrap: { keyring: this.o.keyring, ciphertext, key_id, request_id: uid } }, this.budget(call));
         if (!r.unwrap) throw new KekError('internal', 'broker answered an unwrap without a result');
         return { plaintext: r.unwrap.plaintext };
-      }),
+      }, (res) => res.plaintext as Buffer),
     };
   }
 }

@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
-import { kmsV2 } from '@kekbroker/proto';
+import { acceptPreserialized, kmsV2 } from '@kekbroker/proto';
 import type { Logger } from '@kekbroker/telemetry';
 import { BrokerClient } from './broker-client';
 import { KmsV2Service } from './kms-service';
@@ -45,7 +45,8 @@ export class Shim {
     const metrics = new ShimMetrics(broker);
     const service = new KmsV2Service({ keyring: o.keyring, broker, budgetMs: o.budgetMs, graceMs: o.graceMs, log, metrics });
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
-    server.addService(kmsV2().KeyManagementService.service, service.handlers());
+    // Decrypt answers are serialised by their handler so it can zero the plaintext at once (core/secrets.ts).
+    server.addService(acceptPreserialized(kmsV2().KeyManagementService.service), service.handlers());
     broker.start();
     await bindUnixSocket(server, o.socket);
     let httpServer: http.Server | undefined;

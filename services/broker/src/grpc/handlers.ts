@@ -6,7 +6,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type {
   KekBrokerHandlers, KeyringStatus, SessionRequest__Output, WrapResponse, UnwrapResponse, SessionResponse, UnwrapRequest__Output, WatchStatusRequest__Output, WrapRequest__Output,
 } from '@kekbroker/proto';
-import { KekError, toKekError } from '@kekbroker/core';
+import { brokerV1, serializeMessage } from '@kekbroker/proto';
+import { KekError, toKekError, zeroize } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import type { BrokerService } from '../service';
 import { remainingMs, toGrpcError } from './errors';
@@ -57,6 +58,7 @@ export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
 
 export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
   const { service, identity } = deps;
+  const def = brokerV1().KekBroker.service;
 
   return {
     Wrap(call: grpc.ServerUnaryCall<WrapRequest__Output, WrapResponse>, callback: grpc.sendUnaryData<WrapResponse>) {
@@ -71,7 +73,8 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
         .wrap({ tenant, requestId: r.request_id, deadlineMs: remainingMs(call) }, r.keyring, r.plaintext)
         .then((out) => callback(null, { ciphertext: out.ciphertext, key_id: out.keyId }))
         .catch((e: unknown) => callback(toGrpcError(e)))
-        .finally(() => r.plaintext.fill(0));
+        // The request buffer is ours (deserialised for this call); the keyring has copied what it keeps.
+        .finally(() => zeroize(r.plaintext));
       return undefined;
     },
 
@@ -86,8 +89,10 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
       service
         .unwrap({ tenant, requestId: r.request_id, deadlineMs: remainingMs(call) }, r.keyring, r.ciphertext, r.key_id)
         .then((out) => {
-          callback(null, { plaintext: out.plaintext, key_id: out.keyId, stale: out.stale });
-          out.plaintext.fill(0); // serialised by now
+          // Serialise now, then zero: the bytes have left our buffer before it is cleared (core/secrets.ts).
+          const bytes = serializeMessage<UnwrapResponse>(def, 'Unwrap', 'response', { plaintext: out.plaintext, key_id: out.keyId, stale: out.stale });
+          zeroize(out.plaintext);
+          callback(null, bytes);
         })
         .catch((e: unknown) => callback(toGrpcError(e)));
       return undefined;
@@ -106,6 +111,15 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
       let ending = false;
       const send = (msg: SessionResponse): void => {
         if (!closed.signal.aborted) call.write(msg);
+      };
+      /**
+       * A reply carrying key material: serialised here, so the write queue holds its own bytes and `secret`
+       * (which this handler owns) can be zeroed at once. Never zero after a plain `call.write(msg)`: grpc-js
+       * may serialise it later, and the shim would get zeros with an OK status.
+       */
+      const sendSecret = (msg: SessionResponse, secret: Buffer): void => {
+        if (!closed.signal.aborted) call.write(serializeMessage(def, 'Session', 'response', msg));
+        zeroize(secret);
       };
       const endIfIdle = (): void => {
         if (ending && inflight === 0 && !closed.signal.aborted) {
@@ -137,17 +151,14 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
             .wrap({ ...caller, requestId: w.request_id }, w.keyring, w.plaintext)
             .then((out) => send({ id, wrap: { ciphertext: out.ciphertext, key_id: out.keyId } }), fail)
             .finally(() => {
-              w.plaintext.fill(0);
+              zeroize(w.plaintext); // ours, and the wrap has settled: nothing else reads it
               done();
             });
         } else if (req.unwrap) {
           const u = req.unwrap;
           service
             .unwrap({ ...caller, requestId: u.request_id }, u.keyring, u.ciphertext, u.key_id)
-            .then((out) => {
-              send({ id, unwrap: { plaintext: out.plaintext, key_id: out.keyId, stale: out.stale } });
-              out.plaintext.fill(0);
-            }, fail)
+            .then((out) => sendSecret({ id, unwrap: { plaintext: out.plaintext, key_id: out.keyId, stale: out.stale } }, out.plaintext), fail)
             .finally(done);
         } else {
           done();

@@ -1,7 +1,7 @@
 /** The gRPC listener: mTLS with a client CA in production, plaintext on loopback only in dev mode. */
 import { promises as fs } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { brokerV1 } from '@kekbroker/proto';
+import { acceptPreserialized, brokerV1 } from '@kekbroker/proto';
 import type { BrokerConfig } from '@kekbroker/config';
 import { createHandlers, type HandlerDeps } from './handlers';
 
@@ -25,7 +25,8 @@ export async function startGrpcServer(cfg: BrokerConfig, deps: HandlerDeps): Pro
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
-  server.addService(brokerV1().KekBroker.service, createHandlers(deps));
+  // Unwrap answers are serialised by their handler so it can zero the plaintext at once (core/secrets.ts).
+  server.addService(acceptPreserialized(brokerV1().KekBroker.service), createHandlers(deps));
   const creds = await serverCredentials(cfg);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(cfg.grpc.listen, creds, (err, p) => (err ? reject(err) : resolve(p)));
