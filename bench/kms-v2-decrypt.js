@@ -17,19 +17,31 @@ function kmsClient(socket) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16] } = {}) {
+async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}) {
   const kek = await startKekbroker();
   const echo = await startEcho();
   const k = kmsClient(kek.socket);
   const e = kmsClient(echo.socket);
   try {
     // 64 distinct seeds, as after an apiserver restart; warm: each was wrapped by this broker.
+    // Every answer is compared with the seed it must be (the echo's with the bytes it must echo).
     const sealed = [];
-    for (let i = 0; i < 64; i++) sealed.push(await k.call('Encrypt', { plaintext: crypto.randomBytes(32), uid: `b${i}` }));
+    for (let i = 0; i < 64; i++) {
+      const seed = crypto.randomBytes(32);
+      sealed.push({ seed, ...(await k.call('Encrypt', { plaintext: Buffer.from(seed), uid: `b${i}` })) });
+    }
     let i = 0;
     const next = () => sealed[i++ % sealed.length];
-    const kekDecrypt = () => { const s = next(); return k.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, annotations: s.annotations, uid: 'bench' }); };
-    const echoDecrypt = () => { const s = next(); return e.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, uid: 'bench' }); };
+    const kekDecrypt = async () => {
+      const s = next();
+      const r = await k.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, annotations: s.annotations, uid: 'bench' });
+      return r.plaintext.equals(s.seed) ? undefined : `kekbroker Decrypt returned ${r.plaintext.every((b) => b === 0) ? '32 zero bytes' : 'the wrong bytes'} with OK`;
+    };
+    const echoDecrypt = async () => {
+      const s = next();
+      const r = await e.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, uid: 'bench' });
+      return r.plaintext.equals(s.ciphertext.subarray(0, 32)) ? undefined : 'echo returned the wrong bytes';
+    };
 
     const results = [];
     for (const concurrency of concurrencies) {
@@ -45,7 +57,7 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16] } = {}) {
         }
       }
       const pick = (xs, f) => median(xs.map((x) => x[f]));
-      const summary = (xs) => ({ rps: pick(xs, 'rps'), p50: pick(xs, 'p50'), p99: pick(xs, 'p99'), errors: xs.reduce((a, x) => a + x.errors, 0), shimCpuUsPerCall: pick(xs, 'shimCpuUsPerCall'), brokerCpuUsPerCall: pick(xs, 'brokerCpuUsPerCall') });
+      const summary = (xs) => ({ rps: pick(xs, 'rps'), p50: pick(xs, 'p50'), p99: pick(xs, 'p99'), errors: xs.reduce((a, x) => a + x.errors, 0), wrong: xs.reduce((a, x) => a + x.wrong, 0), shimCpuUsPerCall: pick(xs, 'shimCpuUsPerCall'), brokerCpuUsPerCall: pick(xs, 'brokerCpuUsPerCall') });
       results.push({ concurrency, echo: summary(acc.echo), kekbroker: summary(acc.kek) });
     }
     return results;
@@ -58,12 +70,12 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16] } = {}) {
 }
 
 function report(results) {
-  const lines = ['', 'KMS v2 Decrypt, warm cache (medians)', '| concurrency | path | req/s | p50 ms | p99 ms | shim CPU µs/call | broker CPU µs/call | errors |', '|---|---|---:|---:|---:|---:|---:|---:|'];
+  const lines = ['', 'KMS v2 Decrypt, warm cache (medians)', '| concurrency | path | req/s | p50 ms | p99 ms | shim CPU µs/call | broker CPU µs/call | errors | wrong |', '|---|---|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of results) {
     for (const [name, x] of [['bare grpc-js echo (unary, 2 hops)', r.echo], ['kekbroker shim + broker', r.kekbroker]]) {
-      lines.push(`| ${r.concurrency} | ${name} | ${x.rps.toFixed(0)} | ${x.p50.toFixed(3)} | ${x.p99.toFixed(3)} | ${x.shimCpuUsPerCall.toFixed(0)} | ${x.brokerCpuUsPerCall.toFixed(0)} | ${x.errors} |`);
+      lines.push(`| ${r.concurrency} | ${name} | ${x.rps.toFixed(0)} | ${x.p50.toFixed(3)} | ${x.p99.toFixed(3)} | ${x.shimCpuUsPerCall.toFixed(0)} | ${x.brokerCpuUsPerCall.toFixed(0)} | ${x.errors} | ${x.wrong} |`);
     }
-    lines.push(`| ${r.concurrency} | **ratio kekbroker / echo** | ${(r.kekbroker.rps / r.echo.rps).toFixed(2)}× | ${(r.kekbroker.p50 / r.echo.p50).toFixed(2)}× | ${(r.kekbroker.p99 / r.echo.p99).toFixed(2)}× | | | |`);
+    lines.push(`| ${r.concurrency} | **ratio kekbroker / echo** | ${(r.kekbroker.rps / r.echo.rps).toFixed(2)}× | ${(r.kekbroker.p50 / r.echo.p50).toFixed(2)}× | ${(r.kekbroker.p99 / r.echo.p99).toFixed(2)}× | | | | |`);
   }
   return lines.join('\n');
 }

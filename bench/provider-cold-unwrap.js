@@ -95,16 +95,21 @@ async function run({ seconds = 4, rounds = 1 } = {}) {
     const provider = await env.provider();
     const broker = await startBroker(env.cfg);
     try {
-      const w = await provider.wrap(crypto.randomBytes(32), CTX, AbortSignal.timeout(5000));
-      const sealed = await broker.call('Wrap', { keyring: 'default', plaintext: crypto.randomBytes(32) });
+      // Every answer is compared with the key it must be.
+      const key = crypto.randomBytes(32);
+      const w = await provider.wrap(Buffer.from(key), CTX, AbortSignal.timeout(5000));
+      const seed = crypto.randomBytes(32);
+      const sealed = await broker.call('Wrap', { keyring: 'default', plaintext: Buffer.from(seed) });
+      const directUnwrap = async () => ((await provider.unwrap(w, CTX, AbortSignal.timeout(5000))).equals(key) ? undefined : `${t.name} direct unwrap returned the wrong key`);
+      const brokerUnwrap = async () => ((await broker.call('Unwrap', { keyring: 'default', ciphertext: sealed.ciphertext })).plaintext.equals(seed) ? undefined : `${t.name} broker Unwrap returned the wrong seed`);
       for (const latencyMs of [0, 20]) {
         env.emu.faults.clear();
         if (latencyMs) env.emu.faults.add({ kind: 'latency', ms: latencyMs });
         const direct = [];
         const viaBroker = [];
         for (let r = 0; r < rounds; r++) {
-          direct.push(await measure(() => provider.unwrap(w, CTX, AbortSignal.timeout(5000)), { seconds, concurrency: 1, warmupSeconds: 0.5 }));
-          viaBroker.push(await measure(() => broker.call('Unwrap', { keyring: 'default', ciphertext: sealed.ciphertext }), { seconds, concurrency: 1, warmupSeconds: 0.5 }));
+          direct.push(await measure(directUnwrap, { seconds, concurrency: 1, warmupSeconds: 0.5 }));
+          viaBroker.push(await measure(brokerUnwrap, { seconds, concurrency: 1, warmupSeconds: 0.5 }));
         }
         const med = (xs, f) => [...xs.map((x) => x[f])].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
         rows.push({ name: t.name, latencyMs, direct: { p50: med(direct, 'p50'), p99: med(direct, 'p99') }, broker: { p50: med(viaBroker, 'p50'), p99: med(viaBroker, 'p99') }, errors: viaBroker.reduce((a, x) => a + x.errors, 0) + direct.reduce((a, x) => a + x.errors, 0) });

@@ -37,7 +37,14 @@ async function main() {
   }
 }
 
-main().catch((e) => {
+function failOnWrongAnswers() {
+  const { total, samples } = require('./lib/measure').wrongAnswers();
+  if (total === 0) return console.log('\nwrong answers: 0 (every answer compared with what it must be)');
+  console.error(`\n!!! ${total} WRONG ANSWERS: the figures above are invalid. Samples: ${JSON.stringify(samples)}`);
+  process.exitCode = 2;
+}
+
+main().then(failOnWrongAnswers, (e) => {
   console.error(e);
   process.exitCode = 1;
 });

@@ -1,18 +1,30 @@
 // Closed-loop load: `concurrency` workers call `fn` back to back for `seconds`; returns throughput and
 // latency percentiles. Wall-clock figures belong here, in benchmarks, never in tests.
+//
+// Every answer is checked: `fn` resolves with undefined when the answer was right, or with a string saying
+// what was wrong. A wrong answer is not a data point: it is counted apart, printed, and makes `npm run bench`
+// exit non-zero (a benchmark with a wrong answer has no figure).
 'use strict';
+
+let wrongTotal = 0;
+const wrongSamples = [];
 
 async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
   const lat = [];
   let errors = 0;
+  let wrong = 0;
   const runFor = async (ms, record) => {
     const end = performance.now() + ms;
     const worker = async () => {
       while (performance.now() < end) {
         const t0 = performance.now();
         try {
-          await fn();
-          if (record) lat.push(performance.now() - t0);
+          const bad = await fn();
+          if (bad !== undefined) {
+            wrong++;
+            wrongTotal++;
+            if (wrongSamples.length < 5) wrongSamples.push(bad);
+          } else if (record) lat.push(performance.now() - t0);
         } catch {
           if (record) errors++;
         }
@@ -31,6 +43,7 @@ async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
   return {
     calls: lat.length,
     errors,
+    wrong,
     rps: lat.length / elapsed,
     p50: pct(50),
     p99: pct(99),
@@ -39,7 +52,12 @@ async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
 }
 
 function fmt(r) {
-  return `${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  (${r.calls} calls, ${r.errors} errors)`;
+  return `${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  (${r.calls} calls, ${r.errors} errors, ${r.wrong} WRONG answers)`;
 }
 
-module.exports = { measure, fmt };
+/** Wrong answers seen by every measure() of this process (warm-up included), with a few samples. */
+function wrongAnswers() {
+  return { total: wrongTotal, samples: [...wrongSamples] };
+}
+
+module.exports = { measure, fmt, wrongAnswers };
