@@ -44,7 +44,7 @@ export class Shim {
     });
     const metrics = new ShimMetrics(broker);
     const service = new KmsV2Service({ keyring: o.keyring, broker, budgetMs: o.budgetMs, graceMs: o.graceMs, log, metrics });
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024, 'grpc.enable_channelz': 0 });
     // Decrypt answers are serialised by their handler so it can zero the plaintext at once (core/secrets.ts).
     server.addService(acceptPreserialized(kmsV2().KeyManagementService.service), service.handlers());
     broker.start();
