@@ -1,0 +1,97 @@
+/**
+ * kekctl's commands: each names its admin API call, its arguments and how its answer is shown. A command that
+ * changes something prints what changed; `--output json` prints the broker's answer as it is.
+ */
+import { type AdminClient, CliError, EXIT } from './client';
+import { renderStatus } from './render';
+
+export interface Command {
+  name: string;
+  args: string;
+  summary: string;
+  /** Extra options this command takes (beyond the global ones). */
+  options?: Record<string, { type: 'string' | 'boolean'; help: string }>;
+  run(client: AdminClient, positionals: string[], opts: Record<string, string | boolean | undefined>): Promise<{ json: unknown; text: string }>;
+}
+
+function need(positionals: string[], n: number, usage: string): string[] {
+  if (positionals.length !== n) throw new CliError(`usage: kekctl ${usage}`, EXIT.usage);
+  return positionals;
+}
+
+const seg = encodeURIComponent;
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'status',
+    args: '',
+    summary: 'fleet status: leader, keyrings (key_id, health), providers (role, breaker, isolation)',
+    async run(c, p) {
+      need(p, 0, 'status');
+      const s = await c.request('GET', '/v1/admin/status');
+      return { json: s, text: renderStatus(s) };
+    },
+  },
+  {
+    name: 'rotate',
+    args: 'KEYRING',
+    summary: 'rotate every provider key of KEYRING now (new generation, new key_id)',
+    async run(c, p) {
+      const [keyring] = need(p, 1, 'rotate KEYRING');
+      const r = await c.request<{ previousKeyId?: string; keyId: string }>('POST', `/v1/admin/keyrings/${seg(keyring as string)}/rotate`);
+      return { json: r, text: `keyring ${keyring} rotated: key_id ${r.previousKeyId ?? '-'} -> ${r.keyId}` };
+    },
+  },
+  {
+    name: 'failover',
+    args: 'KEYRING --to PROVIDER [--pin]',
+    summary: 'make PROVIDER the acting active of KEYRING (with --pin it stays until failback)',
+    options: { to: { type: 'string', help: 'provider to make acting active' }, pin: { type: 'boolean', help: 'keep it until `kekctl failback`' } },
+    async run(c, p, o) {
+      const [keyring] = need(p, 1, 'failover KEYRING --to PROVIDER [--pin]');
+      if (typeof o['to'] !== 'string') throw new CliError('usage: kekctl failover KEYRING --to PROVIDER [--pin]', EXIT.usage);
+      const r = await c.request('POST', `/v1/admin/keyrings/${seg(keyring as string)}/failover`, { provider: o['to'], pin: o['pin'] === true });
+      return { json: r, text: `keyring ${keyring}: acting active is now ${o['to']}${o['pin'] ? ' (pinned)' : ''}` };
+    },
+  },
+  {
+    name: 'failback',
+    args: 'KEYRING',
+    summary: 'release a pin or forced failover: KEYRING goes back to its configured active',
+    async run(c, p) {
+      const [keyring] = need(p, 1, 'failback KEYRING');
+      const r = await c.request('POST', `/v1/admin/keyrings/${seg(keyring as string)}/failback`);
+      return { json: r, text: `keyring ${keyring}: failed back to its configured order` };
+    },
+  },
+  {
+    name: 'isolate',
+    args: 'PROVIDER',
+    summary: 'send no traffic to PROVIDER (its keyrings fail over as if it were down)',
+    async run(c, p) {
+      const [provider] = need(p, 1, 'isolate PROVIDER');
+      const r = await c.request('POST', `/v1/admin/providers/${seg(provider as string)}/isolate`);
+      return { json: r, text: `provider ${provider} isolated` };
+    },
+  },
+  {
+    name: 'restore',
+    args: 'PROVIDER',
+    summary: 'end the isolation of PROVIDER',
+    async run(c, p) {
+      const [provider] = need(p, 1, 'restore PROVIDER');
+      const r = await c.request('POST', `/v1/admin/providers/${seg(provider as string)}/restore`);
+      return { json: r, text: `provider ${provider} restored` };
+    },
+  },
+  {
+    name: 'step-down',
+    args: '',
+    summary: 'ask the replica at --addr to give up leadership (another replica takes the lease)',
+    async run(c, p) {
+      need(p, 0, 'step-down');
+      const r = await c.request('POST', '/v1/admin/leader/step-down');
+      return { json: r, text: 'stepped down' };
+    },
+  },
+];

@@ -1,0 +1,52 @@
+/** Output: JSON for scripts (`--output json`), aligned tables for people. */
+
+export type Output = 'table' | 'json';
+
+export function table(rows: ReadonlyArray<Record<string, unknown>>, columns: readonly string[]): string {
+  if (rows.length === 0) return '(none)';
+  const cells = rows.map((r) => columns.map((c) => cell(r[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)));
+  const line = (vals: readonly string[]) => vals.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
+}
+
+function cell(v: unknown): string {
+  if (v === undefined || v === null || v === '') return '-';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+interface ProviderView {
+  id: string;
+  type?: string;
+  role?: string;
+  breaker?: unknown;
+  health?: { up?: boolean; reason?: string };
+  [k: string]: unknown;
+}
+
+interface KeyringView {
+  keyring: string;
+  keyId?: string;
+  healthy?: boolean;
+  reason?: string;
+  providers?: ProviderView[];
+  [k: string]: unknown;
+}
+
+/** The fleet status as a person reads it: who leads, then one block per keyring with its providers. */
+export function renderStatus(s: Record<string, unknown>): string {
+  const out: string[] = [];
+  const head = Object.entries(s).filter(([k, v]) => k !== 'keyrings' && (typeof v !== 'object' || v === null));
+  if (head.length) out.push(head.map(([k, v]) => `${k}: ${cell(v)}`).join('   '));
+  for (const k of (s['keyrings'] as KeyringView[] | undefined) ?? []) {
+    out.push('', `keyring ${k.keyring}  key_id ${k.keyId ?? '-'}  ${k.healthy ? 'HEALTHY' : 'UNHEALTHY'}${k.reason && k.reason !== 'ok' ? `: ${k.reason}` : ''}`);
+    const extra = Object.entries(k).filter(([key, v]) => !['keyring', 'keyId', 'healthy', 'reason', 'providers'].includes(key) && v !== undefined && typeof v !== 'object');
+    if (extra.length) out.push(`  ${extra.map(([key, v]) => `${key}: ${cell(v)}`).join('   ')}`);
+    const providers: Array<Record<string, unknown>> = (k.providers ?? []).map((p) => ({ ...p, up: p.health?.up, why: p.health?.up === false ? p.health.reason : undefined }));
+    const columns = ['id', 'type', 'role', 'up', ...['breaker', 'isolated', 'pinned'].filter((c) => providers.some((p) => p[c] !== undefined)), 'why'];
+    out.push(table(providers, columns).replace(/^/gm, '  '));
+  }
+  return out.join('\n');
+}
