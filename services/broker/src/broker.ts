@@ -10,6 +10,8 @@ import type { BrokerConfig } from '@kekbroker/config';
 import { LruCache } from '@kekbroker/cache';
 import { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
+import { DrillRunner } from './drills/drills';
+import { FaultHookProvider } from './drills/fault-hook';
 import { buildAdminApp, hashToken } from './http/admin';
 import { buildHealthApp } from './http/health';
 import { splitListen } from './listen';
@@ -46,11 +48,18 @@ export class Broker {
     private readonly streams: StreamRegistry,
     /** Shared with the health endpoint, which turns not-ready as soon as a drain starts. */
     private readonly state: { shuttingDown: boolean },
+    private readonly drills: DrillRunner,
   ) {}
 
   static async start(cfg: BrokerConfig, log: Logger): Promise<Broker> {
     const providers = new Map<string, KekProvider>();
-    for (const [id, section] of Object.entries(cfg.providers)) providers.set(id, await createProvider(id, section));
+    // Every provider sits behind a drill fault hook: inert (one field read per call) unless a drill runs.
+    const faultHooks = new Map<string, FaultHookProvider>();
+    for (const [id, section] of Object.entries(cfg.providers)) {
+      const hooked = new FaultHookProvider(await createProvider(id, section));
+      faultHooks.set(id, hooked);
+      providers.set(id, hooked);
+    }
     const cache = new LruCache({ maxEntries: cfg.cache.maxEntries, ttlMs: cfg.cache.ttlSeconds * 1000 });
     const keyrings = new Map<string, Keyring>();
     const metrics = new BrokerMetrics(cache, () => keyrings.values());
@@ -86,11 +95,12 @@ export class Broker {
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
     if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
-    const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader });
+    const drills = new DrillRunner({ service, keyrings, faultHooks, log });
+    const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader, drills });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
 
-    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state);
+    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state, drills);
     broker.schedule();
     log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
@@ -123,6 +133,7 @@ export class Broker {
     this.state.shuttingDown = true;
     if (this.timer) clearTimeout(this.timer);
     this.log.info('broker stopping: draining gRPC calls');
+    await this.drills.stopAll();
     this.streams.drain();
     await stopGrpcServer(this.grpcServer, graceMs);
     await Promise.all(this.httpApps.map((a) => a.close()));

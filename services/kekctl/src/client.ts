@@ -15,6 +15,8 @@ export const EXIT = {
   usage: 2,
   /** Could not reach or authenticate to the admin API: nothing was done. */
   unreachable: 3,
+  /** A drill ran to its end and failed its verdict (canary calls failed). */
+  drillFailed: 4,
 } as const;
 
 export class CliError extends Error {
@@ -69,6 +71,16 @@ export class AdminClient {
   constructor(private readonly t: Target, private readonly timeoutMs = 30_000) {}
 
   async request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown): Promise<T> {
+    const { json } = await this.send(method, p, body);
+    return json as T;
+  }
+
+  /** A non-JSON resource (the HTML drill report). */
+  async text(p: string): Promise<string> {
+    return (await this.send('GET', p)).text;
+  }
+
+  private async send(method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown): Promise<{ json: unknown; text: string }> {
     let res: Response;
     try {
       res = await fetch(`${this.t.addr}${p}`, {
@@ -86,7 +98,7 @@ export class AdminClient {
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
-      json = { errors: [text.slice(0, 200)] };
+      json = res.ok ? undefined : { errors: [text.slice(0, 200)] };
     }
     if (res.status === 401 || res.status === 403) {
       throw new CliError(`the admin API refused the token (${res.status}): check --token-file / KEKBROKER_ADMIN_TOKEN_FILE; data-plane tokens are not admin tokens`, EXIT.unreachable);
@@ -95,6 +107,6 @@ export class AdminClient {
       const errors = (json as { errors?: unknown[] }).errors;
       throw new CliError(`${method} ${p} failed (${res.status}): ${Array.isArray(errors) ? errors.join('; ') : text.slice(0, 200)}`, EXIT.failed);
     }
-    return json as T;
+    return { json, text };
   }
 }

@@ -3,6 +3,7 @@
  * changes something prints what changed; `--output json` prints the broker's answer as it is.
  */
 import { type AdminClient, CliError, EXIT } from './client';
+import { DRILL_OPTIONS, drillCommand } from './drill';
 import { renderStatus } from './render';
 
 export interface Command {
@@ -11,7 +12,7 @@ export interface Command {
   summary: string;
   /** Extra options this command takes (beyond the global ones). */
   options?: Record<string, { type: 'string' | 'boolean'; help: string }>;
-  run(client: AdminClient, positionals: string[], opts: Record<string, string | boolean | undefined>): Promise<{ json: unknown; text: string }>;
+  run(client: AdminClient, positionals: string[], opts: Record<string, string | boolean | undefined>): Promise<{ json: unknown; text: string; exitCode?: number }>;
 }
 
 function need(positionals: string[], n: number, usage: string): string[] {
@@ -93,5 +94,12 @@ export const COMMANDS: Command[] = [
       const r = await c.request('POST', '/v1/admin/leader/step-down');
       return { json: r, text: 'stepped down' };
     },
+  },
+  {
+    name: 'drill',
+    args: 'run|list|show|abort ...',
+    summary: 'failover drills: run (with live progress), list, show [--html FILE], abort',
+    options: DRILL_OPTIONS,
+    run: drillCommand,
   },
 ];

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * kekctl: the SRE CLI over the kekbroker admin API. Thin: parse, call, print, exit with a code scripts can use
- * (0 done, 1 the broker refused or failed it, 2 bad command line, 3 admin API unreachable or token refused).
+ * (0 done, 1 the broker refused or failed it, 2 bad command line, 3 admin API unreachable or token refused,
+ * 4 a drill ran and failed).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -39,7 +40,7 @@ Options:
 ${optionHelp(GLOBAL_OPTIONS)}
 
 Exit codes: 0 done, 1 the broker refused or failed the operation, 2 bad command line,
-3 admin API unreachable or token refused (nothing was done).
+3 admin API unreachable or token refused (nothing was done), 4 a drill ran and failed.
 \`kekctl COMMAND --help\` shows one command.`;
 }
 
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
   const target = await resolveTarget({ addr: o['addr'] as string | undefined, tokenFile: o['token-file'] as string | undefined, config: o['config'] as string | undefined });
   const r = await command.run(new AdminClient(target), parsed.positionals.slice(1), o);
   console.log(output === 'json' ? JSON.stringify(r.json, null, 2) : r.text);
-  return EXIT.ok;
+  return r.exitCode ?? EXIT.ok;
 }
 
 main(process.argv.slice(2)).then(

@@ -2,6 +2,7 @@
  * The admin API, on its own listener and with its own credentials (never a data-plane identity):
  *   GET  /v1/admin/status                      keyrings, key_ids, provider roles and health
  *   POST /v1/admin/keyrings/:name/rotate       rotate every provider of the keyring; returns the new key_id
+ *   /v1/admin/drills...                        failover drills (see admin-drills.ts)
  * Auth: `Authorization: Bearer <token>`; the config holds only SHA-256 hashes of accepted tokens.
  */
 import { createHash } from 'node:crypto';
@@ -9,12 +10,15 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { constantTimeEqual, deadlineSignal, toKekError } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
+import type { DrillRunner } from '../drills/drills';
+import { registerDrillRoutes } from './admin-drills';
 
 export interface AdminDeps {
   keyrings: ReadonlyMap<string, Keyring>;
   tokenHashes: readonly Buffer[];
   log: Logger;
   isLeader: () => boolean;
+  drills: DrillRunner;
 }
 
 export function hashToken(token: string): Buffer {
@@ -64,5 +68,6 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     deps.log.warn({ keyring: k.name, from: before, to: keyId }, 'keyring rotated by admin request');
     return { keyring: k.name, previousKeyId: before, keyId };
   });
+  registerDrillRoutes(app, deps.drills, deps.log.child({ stream: 'audit' }));
   return app;
 }
