@@ -18,6 +18,7 @@ import { splitListen } from './listen';
 import { BrokerMetrics } from './metrics';
 import { createProvider } from './provider-registry';
 import { BrokerService } from './service';
+import { UsageBook } from './usage';
 import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
 import { StreamRegistry } from './grpc/handlers';
@@ -86,7 +87,7 @@ export class Broker {
       ),
     );
     const audit = cfg.log.audit ? log.child({ stream: 'audit' }) : undefined;
-    const service = new BrokerService(cfg, keyrings, metrics, audit, log);
+    const service = new BrokerService(cfg, keyrings, metrics, audit, log, new UsageBook());
     const isLeader = (): boolean => true; // single replica until leader election lands (HA issue)
     const streams = new StreamRegistry();
     const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), isLeader, streams });
@@ -96,7 +97,7 @@ export class Broker {
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
     if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
-    const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader, drills });
+    const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader, drills, usage: service.usage });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
 

@@ -8,6 +8,7 @@ import type { BrokerConfig } from '@kekbroker/config';
 import type { Keyring, UnwrapResult, WrapResult } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import type { BrokerMetrics } from './metrics';
+import type { UsageBook } from './usage';
 
 export interface Caller {
   tenant: string;
@@ -27,6 +28,7 @@ export class BrokerService {
     private readonly metrics: BrokerMetrics,
     private readonly audit: Logger | undefined,
     private readonly log: Logger,
+    readonly usage: UsageBook,
   ) {}
 
   /** The tenant and keyring must exist, and the tenant must be allowed the operation on the keyring. */
@@ -85,6 +87,7 @@ export class BrokerService {
       const tenantLabel = this.cfg.tenants[caller.tenant] ? caller.tenant : 'unknown';
       const keyringLabel = this.keyrings.has(keyring) ? keyring : 'unknown';
       this.metrics.requests.inc({ op, keyring: keyringLabel, tenant: tenantLabel, result });
+      if (result === 'ok' && out.keyId && tenantLabel !== 'unknown' && keyringLabel !== 'unknown') this.usage.record(keyringLabel, out.keyId, tenantLabel, op);
       this.metrics.duration.observe({ op, result }, seconds);
       this.audit?.info({ audit: true, op, tenant: tenantLabel, keyring: keyringLabel, keyId: out.keyId, cached: out.cached, result, ms: Math.round(seconds * 1e6) / 1e3, uid: caller.requestId?.slice(0, 128) });
     }

@@ -4,7 +4,7 @@
  */
 import { type AdminClient, CliError, EXIT } from './client';
 import { DRILL_OPTIONS, drillCommand } from './drill';
-import { renderStatus } from './render';
+import { renderStatus, table } from './render';
 
 export interface Command {
   name: string;
@@ -21,6 +21,14 @@ function need(positionals: string[], n: number, usage: string): string[] {
 }
 
 const seg = encodeURIComponent;
+
+interface OpUsage { count: number; lastSeen: string }
+interface UsageReport {
+  keyring: string;
+  scope: string;
+  since: string;
+  generations: Array<{ keyId: string; current: boolean; tenants: Array<{ tenant: string; wrap?: OpUsage; unwrap?: OpUsage }> }>;
+}
 
 export const COMMANDS: Command[] = [
   {
@@ -93,6 +101,20 @@ export const COMMANDS: Command[] = [
       need(p, 0, 'step-down');
       const r = await c.request('POST', '/v1/admin/leader/step-down');
       return { json: r, text: 'stepped down' };
+    },
+  },
+  {
+    name: 'usage',
+    args: 'KEYRING',
+    summary: 'who wrapped and unwrapped under which generation of KEYRING, and when last',
+    async run(c, p) {
+      const [keyring] = need(p, 1, 'usage KEYRING');
+      const r = await c.request<UsageReport>('GET', `/v1/admin/keyrings/${seg(keyring as string)}/usage`);
+      const rows = r.generations.flatMap((g) => (g.tenants.length ? g.tenants : [{ tenant: '' }]).map((t: UsageReport['generations'][0]['tenants'][0]) => ({
+        key_id: g.keyId, current: g.current, tenant: t.tenant, wraps: t.wrap?.count ?? 0, last_wrap: t.wrap?.lastSeen, unwraps: t.unwrap?.count ?? 0, last_unwrap: t.unwrap?.lastSeen,
+      })));
+      return { json: r, text: `keyring ${r.keyring} — usage seen by this ${r.scope} since ${r.since}
+${table(rows, ['key_id', 'current', 'tenant', 'wraps', 'last_wrap', 'unwraps', 'last_unwrap'])}` };
     },
   },
   {

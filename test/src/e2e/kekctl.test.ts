@@ -8,6 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '@kekbroker/testkit';
+import { randomBytes } from 'node:crypto';
+import { brokerClient, tenantMd, unary } from '../helpers/broker-client';
 import { REPO, allocateBrokerPorts, devBrokerConfig, startBroker, type BrokerHandle } from '../helpers/processes';
 
 const KEKCTL = path.join(REPO, 'services/kekctl/dist/main.js');
@@ -69,6 +71,29 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
     const missing = kekctl('rotate', 'no-such-keyring');
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no keyring named "no-such-keyring"/);
+  });
+
+  it('usage: wraps and unwraps per generation and tenant', async () => {
+    const client = brokerClient(broker.ports.grpc);
+    try {
+      const sealed: Array<{ ciphertext: Buffer; key_id: string }> = [];
+      for (let i = 0; i < 3; i++) sealed.push(await unary(client, 'Wrap', { keyring: 'default', plaintext: randomBytes(32) }, tenantMd('dev')));
+      for (const s of sealed.slice(0, 2)) await unary(client, 'Unwrap', { keyring: 'default', ciphertext: s.ciphertext }, tenantMd('dev'));
+      const r = kekctl('usage', 'default', '-o', 'json');
+      assert.equal(r.code, 0, r.err);
+      type Op = { count: number; lastSeen: string };
+      const u = JSON.parse(r.out) as { keyring: string; scope: string; generations: Array<{ keyId: string; current: boolean; tenants: Array<{ tenant: string; wrap?: Op; unwrap?: Op }> }> };
+      assert.equal(u.keyring, 'default');
+      assert.equal(u.scope, 'replica');
+      const current = u.generations.find((g) => g.current);
+      assert.equal(current?.keyId, sealed[0]?.key_id);
+      const dev = current?.tenants.find((t) => t.tenant === 'dev');
+      assert.equal(dev?.wrap?.count, 3);
+      assert.equal(dev?.unwrap?.count, 2);
+    } finally {
+      client.close();
+    }
+    assert.match(kekctl('usage', 'default').out, /KEY_ID +CURRENT +TENANT/);
   });
 
   it('a wrong token or an unreachable address exits 3 and says what to check', async () => {

@@ -208,7 +208,8 @@ class Drill {
     const configured = this.keyring.status().providers[0]?.id ?? null;
     const planned = this.spec.warmupSeconds + this.spec.durationSeconds + this.spec.recoverySeconds;
     const afterFault = this.transitions.filter((t) => t.t >= this.faultStart && this.phase !== 'before');
-    const failover = afterFault.find((t) => t.actingActive !== configured);
+    // Failover: another provider acts as active (not merely "the active is down and nobody took over").
+    const failover = afterFault.find((t) => t.actingActive !== null && t.actingActive !== configured);
     const recovery = this.faultEnd === null ? undefined : this.transitions.find((t) => t.t >= (this.faultEnd as number) && t.actingActive === configured && t.healthy);
     const all = [...this.samples.before, ...this.samples.during, ...this.samples.after];
     return {

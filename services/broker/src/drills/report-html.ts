@@ -20,8 +20,21 @@ function chart(r: DrillReport): string {
   const x = (s: number) => PAD.left + (s / seconds) * (W - PAD.left - PAD.right);
   const yLat = (ms: number) => H - PAD.bottom - (ms / maxLat) * (H - PAD.top - PAD.bottom);
   const yFail = (n: number) => H - PAD.bottom - (n / maxFail) * (H - PAD.top - PAD.bottom);
-  const line = (f: (p: (typeof pts)[0]) => number | null) =>
-    pts.filter((p) => f(p) !== null).map((p) => `${x(p.second + 0.5).toFixed(1)},${yLat(f(p) as number).toFixed(1)}`).join(' ');
+  // A path that breaks where a second had no successful call (a gap is not a slope).
+  const line = (f: (p: (typeof pts)[0]) => number | null) => {
+    let d = '';
+    let pen = 'M';
+    for (const p of pts) {
+      const v = f(p);
+      if (v === null) {
+        pen = 'M';
+        continue;
+      }
+      d += `${pen}${x(p.second + 0.5).toFixed(1)},${yLat(v).toFixed(1)} `;
+      pen = 'L';
+    }
+    return d.trim();
+  };
   const faultEnd = r.faultEndMs ?? (r.phase === 'during' ? seconds * 1000 : r.faultStartMs);
   const shade = r.faultStartMs > 0 ? `<rect x="${x(r.faultStartMs / 1000)}" y="${PAD.top}" width="${Math.max(0, x(faultEnd / 1000) - x(r.faultStartMs / 1000))}" height="${H - PAD.top - PAD.bottom}" fill="#fde2e2"/><text x="${x(r.faultStartMs / 1000) + 4}" y="${PAD.top + 12}" font-size="11" fill="#a33">fault: ${esc(r.spec.scenario)} on ${esc(r.spec.provider)}</text>` : '';
   const bars = pts.filter((p) => p.failed > 0).map((p) => `<rect x="${x(p.second)}" y="${yFail(p.failed)}" width="${Math.max(1, x(1) - x(0) - 1)}" height="${H - PAD.bottom - yFail(p.failed)}" fill="#d33" opacity="0.7"/>`).join('');
@@ -31,8 +44,8 @@ function chart(r: DrillReport): string {
   const failTicks = [0, 1].map((f) => `<text x="${W - PAD.right + 6}" y="${yFail(maxFail * f) + 4}" font-size="11" fill="#d33">${Math.round(maxFail * f)}</text>`).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="canary latency and failures over time">
 <rect width="${W}" height="${H}" fill="#fff"/>${shade}${bars}
-<polyline fill="none" stroke="#2b6cb0" stroke-width="2" points="${line((p) => p.p50Ms)}"/>
-<polyline fill="none" stroke="#9f7aea" stroke-width="1.5" points="${line((p) => p.p99Ms)}"/>${marks}
+<path fill="none" stroke="#2b6cb0" stroke-width="2" d="${line((p) => p.p50Ms)}"/>
+<path fill="none" stroke="#9f7aea" stroke-width="1.5" d="${line((p) => p.p99Ms)}"/>${marks}
 <line x1="${PAD.left}" x2="${W - PAD.right}" y1="${H - PAD.bottom}" y2="${H - PAD.bottom}" stroke="#333"/>
 <line x1="${PAD.left}" x2="${PAD.left}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="#333"/>${ticks}${latTicks}${failTicks}
 <text x="12" y="${PAD.top + 8}" font-size="11" transform="rotate(-90 12 ${PAD.top + 8})" text-anchor="end">latency (ms)</text>

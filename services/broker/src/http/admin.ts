@@ -2,6 +2,7 @@
  * The admin API, on its own listener and with its own credentials (never a data-plane identity):
  *   GET  /v1/admin/status                      keyrings, key_ids, provider roles and health
  *   POST /v1/admin/keyrings/:name/rotate       rotate every provider of the keyring; returns the new key_id
+ *   GET  /v1/admin/keyrings/:name/usage        wraps/unwraps per generation and tenant (this replica)
  *   /v1/admin/drills...                        failover drills (see admin-drills.ts)
  * Auth: `Authorization: Bearer <token>`; the config holds only SHA-256 hashes of accepted tokens.
  */
@@ -11,6 +12,7 @@ import { constantTimeEqual, deadlineSignal, toKekError } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import type { DrillRunner } from '../drills/drills';
+import type { UsageBook } from '../usage';
 import { registerDrillRoutes } from './admin-drills';
 
 export interface AdminDeps {
@@ -19,6 +21,7 @@ export interface AdminDeps {
   log: Logger;
   isLeader: () => boolean;
   drills: DrillRunner;
+  usage: UsageBook;
 }
 
 export function hashToken(token: string): Buffer {
@@ -67,6 +70,11 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     }
     deps.log.warn({ keyring: k.name, from: before, to: keyId }, 'keyring rotated by admin request');
     return { keyring: k.name, previousKeyId: before, keyId };
+  });
+  app.get<{ Params: { name: string } }>('/v1/admin/keyrings/:name/usage', async (req, reply) => {
+    const k = deps.keyrings.get(req.params.name);
+    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
+    return deps.usage.report(k.name, k.keyId);
   });
   registerDrillRoutes(app, deps.drills, deps.log.child({ stream: 'audit' }));
   return app;
