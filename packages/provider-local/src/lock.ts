@@ -57,18 +57,27 @@ function isStale(l: { info: LockInfo | undefined; mtimeMs: number }): boolean {
 }
 
 async function tryCreate(file: string, content: string): Promise<boolean> {
+  let fh;
   try {
-    const fh = await fs.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-    try {
-      await fh.writeFile(content);
-    } finally {
-      await fh.close();
-    }
-    return true;
+    fh = await fs.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    throw lockError(file, e);
   }
+  try {
+    await fh.writeFile(content);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fs.rm(file, { force: true }); // never leave an empty lock behind (ENOSPC)
+    throw lockError(file, e);
+  }
+  await fh.close();
+  return true;
+}
+
+function lockError(file: string, e: unknown): KekError {
+  const code = (e as NodeJS.ErrnoException).code ?? 'error';
+  return new KekError('unavailable', `cannot create lock file ${file}: ${code}${code === 'ENOSPC' ? ' (disk full)' : ''}`, { cause: e });
 }
 
 /** Remove a stale lock, unless someone else is already breaking it or it changed meanwhile. */

@@ -20,8 +20,6 @@ import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
 import { StreamRegistry } from './grpc/handlers';
 
-/** How often versions are re-read (catches rotations done elsewhere) and providers probed. */
-const REFRESH_MS = 15_000;
 /** Faster retry while a keyring has no key_id yet (a KMS unreachable at start). */
 const NOT_READY_RETRY_MS = 2_000;
 
@@ -67,7 +65,9 @@ export class Broker {
       });
       keyring.on('change', () => {
         const s = keyring.status();
-        log.info({ keyring: name, keyId: s.keyId, healthy: s.healthy, reason: s.reason }, 'keyring status changed');
+        // Turning unhealthy is an error an operator must see at the default level, with the reason.
+        if (s.healthy) log.info({ keyring: name, keyId: s.keyId, healthy: true }, 'keyring status changed');
+        else log.error({ keyring: name, keyId: s.keyId, healthy: false, reason: s.reason }, `keyring ${name} is unhealthy: ${s.reason}`);
       });
       keyrings.set(name, keyring);
     }
@@ -103,7 +103,7 @@ export class Broker {
       void this.tick().finally(() => {
         if (!this.state.shuttingDown) this.schedule();
       });
-    }, ready ? REFRESH_MS : NOT_READY_RETRY_MS);
+    }, ready ? this.cfg.health.refreshSeconds * 1000 : NOT_READY_RETRY_MS);
     this.timer.unref();
   }
 
