@@ -10,7 +10,7 @@ import type { BrokerConfig } from '@kekbroker/config';
 import { LruCache } from '@kekbroker/cache';
 import { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
-import { buildAdminApp, hashToken } from './http/admin';
+import { TOKEN_SYNTAX, buildAdminApp, hashToken } from './http/admin';
 import { buildHealthApp } from './http/health';
 import { splitListen } from './listen';
 import { BrokerMetrics } from './metrics';
@@ -85,7 +85,12 @@ export class Broker {
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
-    if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
+    if (cfg.admin.tokenFile) {
+      // A trailing newline (echo > file) is not part of the token; anything else outside token syntax is refused.
+      const token = (await fs.readFile(cfg.admin.tokenFile, 'utf8')).replace(/\r?\n$/, '');
+      if (!TOKEN_SYNTAX.test(token)) throw new Error(`admin.tokenFile ${cfg.admin.tokenFile}: the token must be one word of letters, digits and -._~+/ (RFC 6750), with no spaces; generate one with: openssl rand -hex 32`);
+      tokenHashes.push(hashToken(token));
+    }
     const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);

@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Keyring } from '@kekbroker/keyring';
 import type { Registry } from '@kekbroker/telemetry';
+import { methodNotAllowed } from './admin';
 
 export interface HealthDeps {
   keyrings: ReadonlyMap<string, Keyring>;
@@ -27,5 +28,6 @@ export function buildHealthApp(deps: HealthDeps): FastifyInstance {
   app.get('/metrics', async (_req, reply) => {
     return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
+  for (const url of ['/healthz', '/readyz', '/metrics']) methodNotAllowed(app, url, ['GET', 'HEAD']);
   return app;
 }
