@@ -46,6 +46,10 @@ export class LocalProvider implements KekProvider {
   private stamp = '';
   /** Why the keystore on disk cannot be trusted right now; undefined when it matches what we hold. */
   private problem: string | undefined;
+  /** `problem` as first found, before the note on the saved copy was added: a change means save again. */
+  private rawProblem: string | undefined;
+  /** Set by close(): the keys are zeroed, and must never be written anywhere after that. */
+  private closed = false;
 
   private constructor(opts: LocalProviderOptions) {
     this.id = opts.id;
@@ -98,6 +102,7 @@ export class LocalProvider implements KekProvider {
    * process; records a problem (and saves what we hold) when the file went missing, empty or foreign.
    */
   private async check(): Promise<void> {
+    if (this.closed) throw new KekError('unavailable', 'local provider is closed', { provider: this.id });
     const st = await fs.stat(this.file).catch(() => undefined);
     if (st && !this.problem && stampOf(st) === this.stamp) return;
     const found = await inspectKeystore(this.file);
@@ -111,8 +116,11 @@ export class LocalProvider implements KekProvider {
       if (missingOnDisk.length) problem = `it lacks key version(s) ${missingOnDisk.join(', ')} that this broker holds (an older copy restored?)`;
       else this.stamp = found.stamp;
     }
-    if (problem && problem !== this.problem) problem = await this.saveRecovered(problem);
-    this.problem = problem;
+    if (problem === undefined) this.problem = this.rawProblem = undefined;
+    else if (problem !== this.rawProblem) {
+      this.rawProblem = problem;
+      this.problem = await this.saveRecovered(problem);
+    }
   }
 
   /** Keep the complete keystore we hold on disk beside the damaged one, merged with any earlier recovery. */
@@ -134,6 +142,7 @@ export class LocalProvider implements KekProvider {
 
   async wrap(plaintext: Uint8Array, ctx: WrapContext, signal: AbortSignal): Promise<WrappedKey> {
     throwIfAborted(signal, 'local wrap');
+    if (this.closed) throw new KekError('unavailable', 'local provider is closed', { provider: this.id });
     // A wrap under a key that is no longer safely on disk would be lost at the next restart.
     if (this.problem) throw this.unhealthy();
     needs(plaintext.length > 0 && plaintext.length <= MAX_WRAP_PLAINTEXT, `plaintext must be 1..${MAX_WRAP_PLAINTEXT} bytes`);
@@ -233,6 +242,7 @@ export class LocalProvider implements KekProvider {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const v of this.ks.versions) zeroize(v.key);
   }
 }
