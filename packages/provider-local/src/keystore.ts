@@ -41,7 +41,7 @@ export function addVersion(ks: KeystoreData): KeystoreData {
 /** Parse and validate; any problem is `internal` with a message that tells the operator what to do. */
 export function parseKeystore(text: string, file: string): KeystoreData {
   const refuse = (why: string): KekError =>
-    new KekError('internal', `keystore ${file} is not a valid kekbroker keystore (${why}); refusing to start rather than overwrite it: restore it from backup, or move it away to create a new one (old ciphertexts will then be lost)`);
+    new KekError('internal', `keystore ${file} is not a valid kekbroker keystore (${why}); refusing to start rather than overwrite it: restore it from backup (docs/providers/local.md, "Restore")`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -72,7 +72,7 @@ export class LocalProvider implements KekProvider {
         return found.data;
       }
       if (marker) {
-        throw new KekError('internal',
+        throw new KekError('not-found',
           `keystore ${file} is missing, but ${markerFileOf(file)} shows keystore ${marker.keystoreId} was created here on ${marker.created}; ` +
           `refusing to create a new one (every ciphertext under the old one would be lost): ${restoreSteps(file)}. ` +
           `Only to start over deliberately, losing every ciphertext, remove ${markerFileOf(file)}.`);

@@ -26,9 +26,9 @@ export type Inspection =
 
 /** What an operator does about a missing or damaged keystore (also in docs/providers/local.md). */
 export function restoreSteps(file: string): string {
-  return `restore it from your backup (cp <backup> ${file} && chmod 600 ${file}), or from ${recoveredFileOf(file)} ` +
+  return `restore it from your backup (install -m 600 <backup> ${file}), or from ${recoveredFileOf(file)} ` +
     `(a copy written by the broker that noticed the loss) or ${prevFileOf(file)} (the content before the last rotation), ` +
-    `whichever holds the most key versions: \`grep -c '"version"' <file>\``;
+    'whichever has the same keystore id and the most key versions (docs/providers/local.md, "Restore")';
 }
 
 /** The file mode a keystore must have: readable by its owner, by nobody else. */
