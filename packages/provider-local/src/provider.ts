@@ -111,10 +111,14 @@ export class LocalProvider implements KekProvider {
     else if (found.kind === 'bad') problem = found.problem;
     else if (found.data.keystoreId !== this.ks.keystoreId) problem = `it was replaced by a different keystore (${found.data.keystoreId}; this broker serves ${this.ks.keystoreId})`;
     else {
-      const { merged, missingOnDisk } = mergeKeystores(this.ks, found.data);
-      this.ks = merged;
-      if (missingOnDisk.length) problem = `it lacks key version(s) ${missingOnDisk.join(', ')} that this broker holds (an older copy restored?)`;
-      else this.stamp = found.stamp;
+      try {
+        const { merged, missingOnDisk } = mergeKeystores(this.ks, found.data);
+        this.ks = merged;
+        if (missingOnDisk.length) problem = `it lacks key version(s) ${missingOnDisk.join(', ')} that this broker holds (an older copy restored?)`;
+        else this.stamp = found.stamp;
+      } catch (e) {
+        problem = (e as Error).message; // a version with two different keys: written without the lock
+      }
     }
     if (problem === undefined) this.problem = this.rawProblem = undefined;
     else if (problem !== this.rawProblem) {
