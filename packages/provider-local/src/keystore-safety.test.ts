@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isKekError, type WrappedKey } from '@kekbroker/core';
+import { addVersion, mergeKeystores, newKeystore } from './keystore';
 import { lockFileOf } from './lock';
 import { LocalProvider } from './provider';
 
@@ -125,4 +126,15 @@ test('a lock held by a live process makes a writer wait, then fail naming the ho
   await assert.rejects(p.rotate(AbortSignal.timeout(300)), new RegExp(`locked by pid ${process.ppid}`));
   await fs.rm(lockFileOf(file));
   await p.rotate(sig());
+});
+
+test('merging two copies keeps the union; one version with two different keys is refused', () => {
+  const base = newKeystore();
+  const a = addVersion(base);
+  const b = { ...base, versions: base.versions.map((v) => ({ ...v, key: Buffer.from(v.key) })) };
+  const { merged, missingOnDisk } = mergeKeystores(a, b);
+  assert.deepEqual(merged.versions.map((v) => v.version), [1, 2]);
+  assert.deepEqual(missingOnDisk, [2]);
+  const forged = { ...base, versions: [{ ...base.versions[0]!, key: Buffer.alloc(32, 1) }] };
+  assert.throws(() => mergeKeystores(a, forged), /key version 1 differs between memory and disk/);
 });

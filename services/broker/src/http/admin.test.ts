@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger, createRegistry } from '@kekbroker/telemetry';
 import { buildAdminApp, hashToken } from './admin';
-import { MAX_FAILURES } from './auth-limiter';
+import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
 import { buildHealthApp } from './health';
 
 const TOKEN = 'c0ffee-admin-token';
@@ -48,4 +48,16 @@ test('failed authentications are rate-limited per client, then even the right to
   assert.ok(Number(r.headers['retry-after']) > 0);
   assert.match(r.json<{ errors: string[] }>().errors[0] ?? '', /too many failed admin authentications/);
   assert.equal((await from('10.0.0.8', TOKEN)).statusCode, 200, 'another client is not affected');
+});
+
+test('the failure window ends: a blocked client may try again after WINDOW_MS', () => {
+  let now = 1_000_000;
+  const l = new AuthFailureLimiter(() => now);
+  for (let i = 0; i < MAX_FAILURES - 1; i++) assert.equal(l.fail('a'), false);
+  assert.equal(l.blockedFor('a'), 0, 'not blocked below the limit');
+  assert.equal(l.fail('a'), true, 'the failure that reaches the limit is reported once');
+  assert.ok(l.blockedFor('a') > 0);
+  now += WINDOW_MS;
+  assert.equal(l.blockedFor('a'), 0);
+  assert.equal(l.fail('a'), false, 'a new window starts from zero');
 });
