@@ -78,3 +78,24 @@ test('YAML syntax errors and duplicate keys are reported', () => {
   assert.ok(problems('grpc: [').some((x) => /^YAML:/.test(x)));
   assert.ok(problems(`${minimal}\ncache: {}\ncache: {}`).some((x) => /YAML: Map keys must be unique/.test(x)));
 });
+
+test('names that are Object.prototype members never resolve to them (own-property lookups)', () => {
+  const p = problems(`
+grpc: { insecureLoopback: true }
+providers: { local: { type: constructor, keystore: ./ks.json } }
+keyrings: { default: { providers: [local, constructor] } }
+tenants: { dev: { keyrings: [default, constructor, tostring] } }
+`);
+  assert.ok(p.some((x) => x.startsWith('/providers/local/type: unknown provider type "constructor"')), p.join('\n'));
+  assert.ok(p.includes('/keyrings/default/providers/1: no provider named "constructor"'), p.join('\n'));
+  assert.ok(p.includes('/tenants/dev/keyrings/1: no keyring named "constructor"'), p.join('\n'));
+  assert.ok(p.includes('/tenants/dev/keyrings/2: no keyring named "tostring"'), p.join('\n'));
+  const proto = problems(minimal.replace('dev: { keyrings: [default] }', 'dev: { keyrings: [default] }, __proto__: { keyrings: [default] }'));
+  assert.ok(proto.some((x) => x.includes('__proto__')), proto.join('\n'));
+});
+
+test('a tenant may be named "constructor": it is an ordinary own key', () => {
+  const cfg = parseConfigText(minimal.replace('dev: {', 'constructor: {'), '/etc/kekbroker/k.yaml', providerSchemas);
+  assert.ok(Object.hasOwn(cfg.tenants, 'constructor'));
+  assert.deepEqual(cfg.tenants['constructor']?.keyrings, ['default']);
+});

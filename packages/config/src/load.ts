@@ -26,7 +26,23 @@ function describe(e: ErrorObject): string {
   return `${at}: ${e.message ?? 'is invalid'}`;
 }
 
+/**
+ * YAML (like JSON.parse) turns a `__proto__` key into an own property, which ajv does not check against
+ * the name patterns and which later code could mistake for the prototype. Refuse it outright.
+ */
+function protoKeys(o: unknown, at: string, out: string[]): string[] {
+  if (o && typeof o === 'object') {
+    for (const [k, v] of Object.entries(o)) {
+      if (k === '__proto__') out.push(`${at || '(top level)'}: key "__proto__" is not allowed`);
+      else protoKeys(v, `${at}/${k}`, out);
+    }
+  }
+  return out;
+}
+
 export function validateConfig(raw: unknown, file: string, providerSchemas: ProviderSchemas): BrokerConfig {
+  const bad = protoKeys(raw, '', []);
+  if (bad.length) throw new ConfigError(file, bad);
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
   const validate = ajv.compile<BrokerConfig>(ConfigSchema);
   const problems: string[] = [];
@@ -37,7 +53,7 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
     throw new ConfigError(file, [...new Set(problems)]);
   }
   for (const [id, p] of Object.entries(cfg.providers)) {
-    const schema = providerSchemas[p.type];
+    const schema = Object.hasOwn(providerSchemas, p.type) ? providerSchemas[p.type] : undefined;
     if (!schema) {
       problems.push(`/providers/${id}/type: unknown provider type "${p.type}" (known: ${Object.keys(providerSchemas).join(', ')})`);
       continue;
@@ -47,14 +63,14 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
   }
   for (const [name, k] of Object.entries(cfg.keyrings)) {
     k.providers.forEach((p, i) => {
-      if (!cfg.providers[p]) problems.push(`/keyrings/${name}/providers/${i}: no provider named "${p}"`);
+      if (!Object.hasOwn(cfg.providers, p)) problems.push(`/keyrings/${name}/providers/${i}: no provider named "${p}"`);
     });
     if (k.minWraps > k.providers.length) problems.push(`/keyrings/${name}/minWraps: ${k.minWraps} is more than its ${k.providers.length} provider(s)`);
   }
   const identities = new Map<string, string>();
   for (const [name, t] of Object.entries(cfg.tenants)) {
     t.keyrings.forEach((k, i) => {
-      if (!cfg.keyrings[k]) problems.push(`/tenants/${name}/keyrings/${i}: no keyring named "${k}"`);
+      if (!Object.hasOwn(cfg.keyrings, k)) problems.push(`/tenants/${name}/keyrings/${i}: no keyring named "${k}"`);
     });
     for (const id of t.clientCertNames) {
       const other = identities.get(id);

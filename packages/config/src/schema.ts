@@ -67,6 +67,15 @@ export const ConfigSchema = Type.Object(
       ),
       { minProperties: 1 },
     ),
+    health: Type.Object(
+      {
+        refreshSeconds: Type.Integer({
+          minimum: 1, maximum: 300, default: 15,
+          description: 'how often every provider is described and probed: a rotation elsewhere, a KMS outage or a damaged local keystore shows within one refresh',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     cache: Type.Object(
       {
         maxEntries: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 100_000, description: '0 disables the L1 cache' }),

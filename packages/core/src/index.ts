@@ -4,3 +4,4 @@ export * from './wrap-context';
 export * from './secrets';
 export * from './deadline';
 export * from './envelope';
+export * from './core-dumps';

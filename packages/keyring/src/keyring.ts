@@ -79,13 +79,14 @@ export class Keyring extends EventEmitter {
   /** Ask every provider for its current version; recompute generation and key_id. Emits 'change'. */
   async refresh(signal: AbortSignal): Promise<void> {
     const results = await Promise.allSettled(this.providers.map((p) => p.describe(signal)));
+    let flipped = false;
     results.forEach((r, i) => {
       const p = this.providers[i] as KekProvider;
       if (r.status === 'fulfilled') {
         this.descriptions.set(p.id, r.value);
-        this.health.success(p.id);
+        flipped = this.health.success(p.id) || flipped;
       } else {
-        this.health.failure(p.id, toKekError(r.reason));
+        flipped = this.health.failure(p.id, toKekError(r.reason)) || flipped;
       }
     });
     const before = this.keyIdNow;
@@ -94,7 +95,7 @@ export class Keyring extends EventEmitter {
       this.generation = generationOf(this.providers.map((p) => ({ providerId: p.id, keyVersionRef: this.descriptions.get(p.id)?.currentVersionRef ?? '' })));
       this.keyIdNow = formatKeyId(this.name, this.generation);
     }
-    if (before !== this.keyIdNow) this.emit('change');
+    if (before !== this.keyIdNow || flipped) this.emit('change');
     const failed = results.find((r) => r.status === 'rejected');
     if (failed && !this.keyIdNow) throw toKekError((failed).reason);
   }

@@ -7,8 +7,11 @@ export const configSchema = {
   required: ['type', 'keystore'],
   properties: {
     type: { const: 'local' },
-    keystore: { type: 'string', minLength: 1, description: 'path of the keystore file (created 0600 on first start)' },
-    create: { type: 'boolean', default: true, description: 'create the keystore if it does not exist' },
+    keystore: { type: 'string', minLength: 1, description: 'path of the keystore file (created 0600 on first start, with a <keystore>.created marker beside it)' },
+    create: {
+      type: 'boolean', default: true,
+      description: 'create the keystore if it does not exist and no <keystore>.created marker says one was made here; set false once it exists',
+    },
   },
 } as const;
 

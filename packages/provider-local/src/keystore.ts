@@ -1,11 +1,9 @@
 /**
- * The local provider's keystore: AES-256 key versions in one JSON file (mode 0600). It *is* the KMS for
- * the embedded default, so it is treated like one: written atomically (temp file, fsync, rename, fsync of
- * the directory), never overwritten when it cannot be parsed, and never logged.
+ * The local provider's keystore format: AES-256 key versions in one JSON document. It *is* the KMS for the
+ * embedded default, so a keystore is only ever extended (a rotation adds a version; nothing removes one),
+ * and two copies of one keystore are merged, never one dropped for the other. File I/O is in store.ts.
  */
-import { randomBytes } from 'node:crypto';
-import { promises as fs, constants as fsc } from 'node:fs';
-import path from 'node:path';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { KekError } from '@kekbroker/core';
 
 export const KEYSTORE_FORMAT = 'kekbroker-local-keystore';
@@ -43,7 +41,7 @@ export function addVersion(ks: KeystoreData): KeystoreData {
 /** Parse and validate; any problem is `internal` with a message that tells the operator what to do. */
 export function parseKeystore(text: string, file: string): KeystoreData {
   const refuse = (why: string): KekError =>
-    new KekError('internal', `keystore ${file} is not a valid kekbroker keystore (${why}); refusing to start rather than overwrite it: restore it from backup, or move it away to create a new one (old ciphertexts will then be lost)`);
+    new KekError('internal', `keystore ${file} is not a valid kekbroker keystore (${why}); refusing to start rather than overwrite it: restore it from backup (docs/providers/local.md, "Restore")`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -67,7 +65,7 @@ export function parseKeystore(text: string, file: string): KeystoreData {
   return { keystoreId: f.keystoreId, primary: f.primary as number, versions };
 }
 
-function serialize(ks: KeystoreData): string {
+export function serialize(ks: KeystoreData): string {
   const f: KeystoreFile = {
     format: KEYSTORE_FORMAT,
     formatVersion: 1,
@@ -78,52 +76,26 @@ function serialize(ks: KeystoreData): string {
   return JSON.stringify(f, null, 2) + '\n';
 }
 
-export async function readKeystore(file: string): Promise<KeystoreData | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new KekError('internal', `cannot read keystore ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
-  }
-  return parseKeystore(text, file);
-}
-
-/** Atomic replace: readers see the old file or the new one, never a torn write. */
-export async function writeKeystore(file: string, ks: KeystoreData): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-  try {
-    await fh.writeFile(serialize(ks), 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  const dh = await fs.open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-}
-
-/** Create the file exclusively; returns false if someone else created it first. */
-export async function createKeystoreExclusive(file: string, ks: KeystoreData): Promise<boolean> {
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    const fh = await fs.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-    try {
-      await fh.writeFile(serialize(ks), 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
+/**
+ * Union of two copies of one keystore (memory and disk). A version both hold must be the same key: if it
+ * is not, someone wrote the file without the lock, and picking either copy could lose ciphertexts.
+ * Takes ownership of `disk`: the buffers of versions `mine` already holds are zeroed.
+ */
+export function mergeKeystores(mine: KeystoreData, disk: KeystoreData): { merged: KeystoreData; missingOnDisk: number[] } {
+  if (mine.keystoreId !== disk.keystoreId) throw new KekError('internal', `keystore id changed from ${mine.keystoreId} to ${disk.keystoreId}`);
+  const onDisk = new Map(disk.versions.map((v) => [v.version, v] as const));
+  const missingOnDisk: number[] = [];
+  for (const v of mine.versions) {
+    const d = onDisk.get(v.version);
+    if (!d) {
+      missingOnDisk.push(v.version);
+      continue;
     }
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    const same = timingSafeEqual(d.key, v.key);
+    if (!same) throw new KekError('internal', `key version ${v.version} differs between memory and disk (written without the lock?)`);
+    d.key.fill(0);
+    onDisk.delete(v.version);
   }
+  const versions = [...mine.versions, ...onDisk.values()].sort((a, b) => a.version - b.version);
+  return { merged: { keystoreId: mine.keystoreId, primary: Math.max(mine.primary, disk.primary), versions }, missingOnDisk };
 }

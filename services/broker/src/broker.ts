@@ -12,7 +12,7 @@ import { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import { DrillRunner } from './drills/drills';
 import { FaultHookProvider } from './drills/fault-hook';
-import { buildAdminApp, hashToken } from './http/admin';
+import { TOKEN_SYNTAX, buildAdminApp, hashToken } from './http/admin';
 import { buildHealthApp } from './http/health';
 import { splitListen } from './listen';
 import { BrokerMetrics } from './metrics';
@@ -23,8 +23,6 @@ import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
 import { StreamRegistry } from './grpc/handlers';
 
-/** How often versions are re-read (catches rotations done elsewhere) and providers probed. */
-const REFRESH_MS = 15_000;
 /** Faster retry while a keyring has no key_id yet (a KMS unreachable at start). */
 const NOT_READY_RETRY_MS = 2_000;
 
@@ -77,7 +75,9 @@ export class Broker {
       });
       keyring.on('change', () => {
         const s = keyring.status();
-        log.info({ keyring: name, keyId: s.keyId, healthy: s.healthy, reason: s.reason }, 'keyring status changed');
+        // Turning unhealthy is an error an operator must see at the default level, with the reason.
+        if (s.healthy) log.info({ keyring: name, keyId: s.keyId, healthy: true }, 'keyring status changed');
+        else log.error({ keyring: name, keyId: s.keyId, healthy: false, reason: s.reason }, `keyring ${name} is unhealthy: ${s.reason}`);
       });
       keyrings.set(name, keyring);
     }
@@ -95,7 +95,12 @@ export class Broker {
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
-    if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
+    if (cfg.admin.tokenFile) {
+      // A trailing newline (echo > file) is not part of the token; anything else outside token syntax is refused.
+      const token = (await fs.readFile(cfg.admin.tokenFile, 'utf8')).replace(/\r?\n$/, '');
+      if (!TOKEN_SYNTAX.test(token)) throw new Error(`admin.tokenFile ${cfg.admin.tokenFile}: the token must be one word of letters, digits and -._~+/ (RFC 6750), with no spaces; generate one with: openssl rand -hex 32`);
+      tokenHashes.push(hashToken(token));
+    }
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
     const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader, drills, usage: service.usage });
     const httpPort = await listen(health, cfg.http.listen);
@@ -114,7 +119,7 @@ export class Broker {
       void this.tick().finally(() => {
         if (!this.state.shuttingDown) this.schedule();
       });
-    }, ready ? REFRESH_MS : NOT_READY_RETRY_MS);
+    }, ready ? this.cfg.health.refreshSeconds * 1000 : NOT_READY_RETRY_MS);
     this.timer.unref();
   }
 

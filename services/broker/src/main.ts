@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '@kekbroker/config';
+import { disableCoreDumps } from '@kekbroker/core';
 import { createLogger } from '@kekbroker/telemetry';
 import { Broker } from './broker';
 import { providerSchemas } from './provider-registry';
@@ -54,6 +55,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger({ name: 'kekbroker-broker', level: cfg.log.level });
+  const coreDumps = disableCoreDumps(); // the process holds keys: no core file may hold them
+  if (coreDumps.disabled) log.info(coreDumps.detail);
+  else log.warn(coreDumps.detail);
   process.on('uncaughtException', (e) => {
     log.fatal({ err: e }, 'uncaught exception; exiting');
     process.exit(1);

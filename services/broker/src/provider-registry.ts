@@ -26,7 +26,7 @@ export function providerSchemas(): Record<string, object> {
 }
 
 export async function createProvider(id: string, section: ProviderSection): Promise<KekProvider> {
-  const m = PROVIDER_TYPES[section.type];
+  const m = Object.hasOwn(PROVIDER_TYPES, section.type) ? PROVIDER_TYPES[section.type] : undefined;
   if (!m) throw new Error(`unknown provider type ${section.type}`);
   return await m.fromConfig(id, section as never);
 }

@@ -9,6 +9,7 @@ import type { Keyring, UnwrapResult, WrapResult } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import type { BrokerMetrics } from './metrics';
 import type { UsageBook } from './usage';
+import { isCallerFacing, newCorrelationId, publicError } from './public-error';
 
 export interface Caller {
   tenant: string;
@@ -33,7 +34,8 @@ export class BrokerService {
 
   /** The tenant and keyring must exist, and the tenant must be allowed the operation on the keyring. */
   authorize(tenant: string, keyringName: string, op: Op): Keyring {
-    const t = this.cfg.tenants[tenant];
+    // Own properties only: a caller-supplied "constructor" must not find Object.prototype.constructor.
+    const t = Object.hasOwn(this.cfg.tenants, tenant) ? this.cfg.tenants[tenant] : undefined;
     if (!t) throw new KekError('unauthenticated', 'unknown tenant');
     needs(keyringName.length > 0, 'keyring is required');
     const keyring = this.keyrings.get(keyringName);
@@ -79,12 +81,17 @@ export class BrokerService {
     } catch (e) {
       const err = toKekError(e);
       result = err.code;
-      if (err.code === 'internal') this.log.error({ err: e, op, keyring }, 'internal error');
-      throw err;
+      if (isCallerFacing(err)) throw err;
+      // The caller gets the code, a short reason and this id; the details go to the log only.
+      const correlationId = newCorrelationId();
+      const line = { err: e, op, keyring: this.keyrings.has(keyring) ? keyring : 'unknown', tenant: caller.tenant, code: err.code, provider: err.provider, correlationId };
+      if (err.code === 'internal') this.log.error(line, `internal error: ${err.message}`);
+      else this.log.warn(line, `${op} failed: ${err.message}`);
+      throw publicError(err, correlationId);
     } finally {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       // Label values must come from config: a caller-chosen keyring name that does not exist is "unknown".
-      const tenantLabel = this.cfg.tenants[caller.tenant] ? caller.tenant : 'unknown';
+      const tenantLabel = Object.hasOwn(this.cfg.tenants, caller.tenant) ? caller.tenant : 'unknown';
       const keyringLabel = this.keyrings.has(keyring) ? keyring : 'unknown';
       this.metrics.requests.inc({ op, keyring: keyringLabel, tenant: tenantLabel, result });
       if (result === 'ok' && out.keyId && tenantLabel !== 'unknown' && keyringLabel !== 'unknown') this.usage.record(keyringLabel, out.keyId, tenantLabel, op);

@@ -87,7 +87,7 @@ test('a stream reset with calls in flight fails every one of them with an error,
     const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => c.call(unwrapOf(i + 1), 5000)));
     for (const s of settled) {
       assert.equal(s.status, 'rejected');
-      assert.equal((s as PromiseRejectedResult).reason.code, 'unavailable');
+      assert.equal((s).reason.code, 'unavailable');
     }
   } finally {
     c.stop();

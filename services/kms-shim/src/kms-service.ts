@@ -10,7 +10,7 @@ import { KekError, toKekError, zeroize } from '@kekbroker/core';
 import type { Logger } from '@kekbroker/telemetry';
 import { sessionError, type BrokerClient } from './broker-client';
 import type { ShimMetrics } from './metrics';
-import { ENVELOPE_ANNOTATION_VALUE, PLAINTEXT_MAX_BYTES, VERSION_ANNOTATION, checkDecryptRequest, checkEncryptAnswer, checkKeyId } from './validate';
+import { CIPHERTEXT_MAX_BYTES, ENVELOPE_ANNOTATION_VALUE, EnvelopeBudget, PLAINTEXT_MAX_BYTES, VERSION_ANNOTATION, checkDecryptRequest, checkEncryptAnswer, checkKeyId } from './validate';
 
 export interface KmsServiceOptions {
   keyring: string;
@@ -32,7 +32,11 @@ const RETURN_MARGIN_MS = 50;
 const STALE_WHILE_CONNECTED_MS = 15_000;
 
 export class KmsV2Service {
-  constructor(private readonly o: KmsServiceOptions) {}
+  private readonly envelope: EnvelopeBudget;
+
+  constructor(private readonly o: KmsServiceOptions) {
+    this.envelope = new EnvelopeBudget(o.keyring);
+  }
 
   /** The Status answer, or the reason we cannot serve. */
   statusNow(): { ok: true; keyId: string } | { ok: false; reason: string } {
@@ -106,6 +110,8 @@ export class KmsV2Service {
         const { plaintext, uid } = call.request;
         if (plaintext.length === 0) throw new KekError('invalid-input', 'plaintext is empty');
         if (plaintext.length > PLAINTEXT_MAX_BYTES) throw new KekError('invalid-input', `plaintext is larger than ${PLAINTEXT_MAX_BYTES} bytes`);
+        const now = this.statusNow();
+        this.envelope.check(now.ok ? now.keyId : undefined, plaintext.length);
         let r;
         try {
           r = await this.session({ wrap: { keyring: this.o.keyring, plaintext, request_id: uid } }, this.budget(call));
@@ -113,6 +119,10 @@ export class KmsV2Service {
           zeroize(plaintext); // ours (deserialised for this call), and every send of it has been serialised
         }
         if (!r.wrap) throw new KekError('internal', 'broker answered a wrap without a result');
+        this.envelope.learn(r.wrap.key_id, plaintext.length, r.wrap.ciphertext.length);
+        // Not learned yet for this key_id: the answer tells whether the plaintext alone made it too large.
+        const max = this.envelope.maxPlaintext(r.wrap.key_id);
+        if (r.wrap.ciphertext.length > CIPHERTEXT_MAX_BYTES && plaintext.length > max) throw this.envelope.tooLarge(plaintext.length, max);
         const annotations = { [VERSION_ANNOTATION]: ENVELOPE_ANNOTATION_VALUE };
         checkEncryptAnswer(r.wrap.ciphertext, r.wrap.key_id, annotations);
         return { ciphertext: r.wrap.ciphertext, key_id: r.wrap.key_id, annotations };

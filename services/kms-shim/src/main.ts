@@ -2,6 +2,7 @@
 /** kekbroker-kms-shim: the KMS v2 plugin kube-apiserver talks to; forwards to the broker. */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { disableCoreDumps } from '@kekbroker/core';
 import { createLogger } from '@kekbroker/telemetry';
 import { Shim, type ShimOptions } from './shim';
 import { socketPathOf } from './socket';
@@ -82,6 +83,9 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger({ name: 'kekbroker-kms-shim', level: opts.logLevel });
+  const coreDumps = disableCoreDumps(); // the process holds keys: no core file may hold them
+  if (coreDumps.disabled) log.info(coreDumps.detail);
+  else log.warn(coreDumps.detail);
   process.on('uncaughtException', (e) => {
     log.fatal({ err: e }, 'uncaught exception; exiting');
     process.exit(1);

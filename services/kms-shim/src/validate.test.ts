@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkDecryptRequest, checkEncryptAnswer, isFqdn } from './validate';
+import { isKekError } from '@kekbroker/core';
+import { EnvelopeBudget, checkDecryptRequest, checkEncryptAnswer, isFqdn } from './validate';
 
 test('FQDN rule matches the apiserver (IsFullyQualifiedDomainName)', () => {
   for (const ok of ['version.kekbroker.io', 'a.b', 'kms.example-1.io']) assert.ok(isFqdn(ok), ok);
@@ -23,4 +24,15 @@ test('Decrypt checks key_id and annotations before any unwrap', () => {
   assert.doesNotThrow(() => checkDecryptRequest('default', Buffer.alloc(10), ok, { 'version.kekbroker.io': Buffer.from('1'), 'other.example.com': Buffer.from('x') }));
   assert.throws(() => checkDecryptRequest('default', Buffer.alloc(10), 'kekbroker/prod/0011223344556677', {}), /belongs to keyring "prod"/);
   assert.throws(() => checkDecryptRequest('default', Buffer.alloc(10), 'something', {}), /not issued by kekbroker/);
+});
+
+test('the plaintext limit follows the envelope overhead learned per key_id', () => {
+  const b = new EnvelopeBudget('default');
+  assert.equal(b.floor, 61, 'one wrap of one byte under keyring "default"');
+  assert.equal(b.maxPlaintext(undefined), 963);
+  b.learn('kekbroker/default/0011223344556677', 32, 180); // a local-provider envelope: 148 bytes of overhead
+  assert.equal(b.maxPlaintext('kekbroker/default/0011223344556677'), 876);
+  assert.doesNotThrow(() => b.check('kekbroker/default/0011223344556677', 876));
+  assert.throws(() => b.check('kekbroker/default/0011223344556677', 877), (e: unknown) => isKekError(e) && e.code === 'invalid-input' && /at most 876/.test(e.message));
+  assert.equal(b.maxPlaintext('kekbroker/default/ffffffffffffffff'), 963, 'another generation starts from the floor');
 });

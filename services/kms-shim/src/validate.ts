@@ -21,6 +21,50 @@ export function isFqdn(name: string): boolean {
   return labels.length >= 2 && labels.every((l) => l.length <= 63 && LABEL.test(l));
 }
 
+/**
+ * The largest plaintext whose envelope still fits the apiserver's 1 KiB ciphertext. An envelope adds a
+ * fixed number of bytes to its plaintext for a given key_id (same generation: same providers, version
+ * refs and wrapped-key sizes), so the shim learns that overhead from every Encrypt answer and refuses a
+ * larger plaintext before any broker or KMS call. Until it has seen one answer under the current key_id
+ * it uses the smallest overhead the envelope format allows for this keyring (one wrap of one byte).
+ */
+export class EnvelopeBudget {
+  private readonly overheadByKeyId = new Map<string, number>();
+  readonly floor: number;
+
+  constructor(keyring: string) {
+    // magic 2, version 2, keyring 1+n, generation 8, wrap count 1, one wrap (id 1+1, ref 2+1, bytes 2+1), nonce 12, length 4, tag 16
+    this.floor = 2 + 2 + 1 + Buffer.byteLength(keyring) + 8 + 1 + 2 + 3 + 3 + 12 + 4 + 16;
+  }
+
+  overhead(keyId: string | undefined): { bytes: number; learned: boolean } {
+    const learned = keyId !== undefined ? this.overheadByKeyId.get(keyId) : undefined;
+    return learned !== undefined ? { bytes: learned, learned: true } : { bytes: this.floor, learned: false };
+  }
+
+  maxPlaintext(keyId: string | undefined): number {
+    return Math.min(PLAINTEXT_MAX_BYTES, CIPHERTEXT_MAX_BYTES - this.overhead(keyId).bytes);
+  }
+
+  learn(keyId: string, plaintextBytes: number, ciphertextBytes: number): void {
+    const o = ciphertextBytes - plaintextBytes;
+    if (o <= 0) return;
+    // A failover can drop a wrap; keep the largest overhead seen so the limit never grows too generous.
+    this.overheadByKeyId.set(keyId, Math.max(o, this.overheadByKeyId.get(keyId) ?? 0));
+    if (this.overheadByKeyId.size > 16) this.overheadByKeyId.delete(this.overheadByKeyId.keys().next().value as string);
+  }
+
+  /** Refuse a plaintext too large for the keyring's envelope: INVALID_ARGUMENT, before any call. */
+  check(keyId: string | undefined, plaintextBytes: number): void {
+    const max = this.maxPlaintext(keyId);
+    if (plaintextBytes > max) throw this.tooLarge(plaintextBytes, max);
+  }
+
+  tooLarge(plaintextBytes: number, max: number): KekError {
+    return new KekError('invalid-input', `plaintext is ${plaintextBytes} bytes; this keyring's envelope allows at most ${max} (the apiserver refuses ciphertexts over ${CIPHERTEXT_MAX_BYTES} bytes)`);
+  }
+}
+
 export function checkKeyId(keyId: string, what: string): void {
   const n = Buffer.byteLength(keyId, 'utf8');
   if (n === 0) throw new KekError('internal', `${what} key_id is empty`);

@@ -74,6 +74,17 @@ describe('bad input is refused precisely and loses nothing', { timeout: 120_000 
     assert.equal(e.code, Status.RESOURCE_EXHAUSTED, 'grpc refuses messages over the shim limit before any work');
   });
 
+  it('Encrypt via the socket: a plaintext too large for the keyring\'s 1 KiB envelope is INVALID_ARGUMENT', async () => {
+    // A local-provider envelope of keyring "default" adds 148 bytes: 876 bytes of plaintext fit, 877 do not.
+    const e = await grpcError(kms.encrypt(randomBytes(877)));
+    assert.equal(e.code, Status.INVALID_ARGUMENT, e.details);
+    assert.match(e.details, /plaintext is 877 bytes; this keyring's envelope allows at most 876/);
+    const big = recordSeed(randomBytes(876));
+    const sealed = await kms.encrypt(Buffer.from(big));
+    assert.equal(sealed.ciphertext.length, 1024);
+    assert.deepEqual((await kms.decrypt(sealed)).plaintext, big);
+  });
+
   it('broker API: missing or unknown identity is UNAUTHENTICATED', async () => {
     let e = await grpcError(unary(api, 'Wrap', { keyring: 'default', plaintext: seed }, tenantMd()));
     assert.equal(e.code, Status.UNAUTHENTICATED);
@@ -90,6 +101,27 @@ describe('bad input is refused precisely and loses nothing', { timeout: 120_000 
     assert.match(e.details, /may not use keyring "nope"/);
     e = await grpcError(unary(api, 'Wrap', { keyring: '', plaintext: seed }, tenantMd('dev')));
     assert.equal(e.code, Status.INVALID_ARGUMENT);
+  });
+
+  // Names of Object.prototype members: a plain-object lookup would find them (and fail as INTERNAL).
+  const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__', 'prototype'];
+
+  it('broker API: Object.prototype names are unknown tenants and keyrings, never INTERNAL, never a metric label', async () => {
+    for (const n of PROTOTYPE_NAMES) {
+      let e = await grpcError(unary(api, 'Wrap', { keyring: 'default', plaintext: seed }, tenantMd(n)));
+      assert.equal(e.code, Status.UNAUTHENTICATED, `tenant ${n}: ${e.details}`);
+      assert.match(e.details, /unknown tenant/);
+      e = await grpcError(unary(api, 'Unwrap', { keyring: 'default', ciphertext: good.ciphertext }, tenantMd(n)));
+      assert.equal(e.code, Status.UNAUTHENTICATED, `tenant ${n}: ${e.details}`);
+      e = await grpcError(unary(api, 'Wrap', { keyring: n, plaintext: seed }, tenantMd('dev')));
+      assert.equal(e.code, Status.PERMISSION_DENIED, `keyring ${n}: ${e.details}`);
+      e = await grpcError(unary(api, 'Unwrap', { keyring: n, ciphertext: good.ciphertext }, tenantMd('dev')));
+      assert.equal(e.code, Status.PERMISSION_DENIED, `keyring ${n}: ${e.details}`);
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${broker.ports.http}/metrics`)).text();
+    for (const n of PROTOTYPE_NAMES) assert.ok(!metrics.includes(`"${n}"`), `no label value "${n}"`);
+    const errors = (await broker.proc.logs()).split('\n').filter((l) => l.includes('"level":"error"'));
+    assert.deepEqual(errors, [], 'no error log line');
   });
 
   it('broker API: a ciphertext replayed by another tenant fails to unwrap (tenant binding)', async () => {

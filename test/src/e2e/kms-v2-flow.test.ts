@@ -111,7 +111,9 @@ describe('KMS v2 flow through shim and broker (local key)', { timeout: 120_000 }
   it('key_ids are never reused: a new keystore gives a different key_id', async () => {
     await shim.proc.kill();
     await broker.proc.kill();
+    // Starting over deliberately: the keystore and its marker go (without the marker the broker refuses).
     await fs.rename(`${dir}/keystore.json`, `${dir}/keystore.json.old`);
+    await fs.rename(`${dir}/keystore.json.created`, `${dir}/keystore.json.created.old`);
     broker = await startBroker(dir, devBrokerConfig(ports), ports, 'admin-secret-1');
     shim = await startShim(dir, shimArgs());
     kms.close();

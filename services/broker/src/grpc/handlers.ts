@@ -10,7 +10,7 @@ import { brokerV1, serializeMessage } from '@kekbroker/proto';
 import { KekError, toKekError, zeroize } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import type { BrokerService } from '../service';
-import { remainingMs, toGrpcError } from './errors';
+import { callerMessage, remainingMs, toGrpcError } from './errors';
 import type { IdentityMapper } from './identity';
 
 /** In-flight requests allowed on one Session stream; beyond that a request is refused as throttled. */
@@ -50,10 +50,20 @@ export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
     keyring: s.keyring,
     key_id: s.keyId ?? '',
     healthy: s.healthy,
-    reason: s.reason,
+    reason: publicReason(s),
     leader,
-    providers: s.providers.map((p) => ({ id: p.id, type: p.type, role: p.role, current_version_ref: p.currentVersionRef })),
+    // Version refs (key ARNs, vault key versions, keystore ids) and provider error details are for the
+    // admin API and the log; a shim needs the key_id, health and roles.
+    providers: s.providers.map((p) => ({ id: p.id, type: p.type, role: p.role, current_version_ref: '' })),
   };
+}
+
+function publicReason(s: ReturnType<Keyring['status']>): string {
+  if (s.healthy) return 'ok';
+  if (!s.keyId) return 'key_id unknown: not every provider has described its current key version yet';
+  const active = s.providers[0];
+  if (active && !active.health.up) return `active provider ${active.id} is down (${active.health.lastCode ?? 'error'}; details in the broker log and admin status)`;
+  return 'too few providers are up (details in the broker log and admin status)';
 }
 
 export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
@@ -135,7 +145,7 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
         const id = req.id;
         const fail = (e: unknown): void => {
           const err = toKekError(e);
-          send({ id, error: { grpc_code: err.grpcStatus, code: err.code, message: err.code === 'internal' ? 'internal error (see broker log)' : err.message } });
+          send({ id, error: { grpc_code: err.grpcStatus, code: err.code, message: callerMessage(err) } });
         };
         if (ending) return fail(new KekError('unavailable', 'broker is shutting down; retry on another replica'));
         if (inflight >= MAX_INFLIGHT_PER_SESSION) return fail(new KekError('throttled', `more than ${MAX_INFLIGHT_PER_SESSION} requests in flight on one session`));

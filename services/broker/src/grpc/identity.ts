@@ -35,7 +35,8 @@ export class IdentityMapper {
     if (!this.cfg.grpc.devTenantHeader || typeof v !== 'string' || v === '') {
       throw new KekError('unauthenticated', `dev mode: send the tenant in the ${DEV_TENANT_HEADER} header`);
     }
-    if (!this.cfg.tenants[v]) throw new KekError('unauthenticated', 'unknown tenant');
+    // Own properties only: "constructor" or "__proto__" must not find Object.prototype's members.
+    if (!Object.hasOwn(this.cfg.tenants, v)) throw new KekError('unauthenticated', 'unknown tenant');
     return v;
   }
 }

@@ -4,7 +4,9 @@
  *   POST /v1/admin/keyrings/:name/rotate       rotate every provider of the keyring; returns the new key_id
  *   GET  /v1/admin/keyrings/:name/usage        wraps/unwraps per generation and tenant (this replica)
  *   /v1/admin/drills...                        failover drills (see admin-drills.ts)
- * Auth: `Authorization: Bearer <token>`; the config holds only SHA-256 hashes of accepted tokens.
+ * Auth: `Authorization: Bearer <token>` (exactly one space, no surrounding whitespace); the config holds
+ * only SHA-256 hashes of accepted tokens. Failed authentications are rate-limited per client address.
+ * Other methods on these paths answer 405 with an Allow header.
  */
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -14,6 +16,7 @@ import type { Logger } from '@kekbroker/telemetry';
 import type { DrillRunner } from '../drills/drills';
 import type { UsageBook } from '../usage';
 import { registerDrillRoutes } from './admin-drills';
+import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
 
 export interface AdminDeps {
   keyrings: ReadonlyMap<string, Keyring>;
@@ -28,22 +31,59 @@ export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
+/**
+ * RFC 6750 token syntax (b64token). A token is compared exactly as sent: `Bearer  tok` or `Bearer tok `
+ * is refused rather than trimmed, so one secret has exactly one spelling in every client and proxy log.
+ */
+export const TOKEN_SYNTAX = /^[A-Za-z0-9\-._~+/]+=*$/;
+
 function authorized(req: FastifyRequest, hashes: readonly Buffer[]): boolean {
   const h = req.headers.authorization;
   if (!h || !h.startsWith('Bearer ')) return false;
-  const got = hashToken(h.slice(7).trim());
+  const token = h.slice(7);
+  if (!TOKEN_SYNTAX.test(token)) return false;
+  const got = hashToken(token);
   let ok = false;
   for (const want of hashes) ok = constantTimeEqual(got, want) || ok; // no early exit: constant time over the list
   return ok;
 }
 
+/** Paths and the methods they answer; any other method on them is 405 with an Allow header. */
+const ROUTES: ReadonlyArray<[string, readonly string[]]> = [
+  ['/v1/admin/status', ['GET', 'HEAD']],
+  ['/v1/admin/keyrings/:name/rotate', ['POST']],
+  ['/v1/admin/keyrings/:name/usage', ['GET', 'HEAD']],
+  ['/v1/admin/drills', ['GET', 'HEAD', 'POST']],
+  ['/v1/admin/drills/:id', ['GET', 'HEAD', 'DELETE']],
+  ['/v1/admin/drills/:id/report.html', ['GET', 'HEAD']],
+];
+const ALL_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
+
+export function methodNotAllowed(app: FastifyInstance, url: string, allowed: readonly string[]): void {
+  const others = ALL_METHODS.filter((m) => !allowed.includes(m));
+  app.route({
+    method: others, url,
+    handler: async (req, reply) => reply.code(405).header('allow', allowed.join(', ')).send({ errors: [`method ${req.method} is not allowed on ${url}; use ${allowed.join(' or ')}`] }),
+  });
+}
+
 export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
+  const limiter = new AuthFailureLimiter();
   app.addHook('onRequest', async (req, reply) => {
     if (deps.tokenHashes.length === 0) return reply.code(503).send({ errors: ['admin API disabled: configure admin.tokenSha256 or admin.tokenFile'] });
-    if (!authorized(req, deps.tokenHashes)) return reply.code(401).send({ errors: ['missing or invalid admin bearer token'] });
+    const blocked = limiter.blockedFor(req.ip);
+    if (blocked > 0) {
+      const s = Math.ceil(blocked / 1000);
+      return reply.code(429).header('retry-after', String(s)).send({ errors: [`too many failed admin authentications from ${req.ip}; retry in ${s} s`] });
+    }
+    if (!authorized(req, deps.tokenHashes)) {
+      if (limiter.fail(req.ip)) deps.log.warn({ client: req.ip, failures: MAX_FAILURES, windowSeconds: WINDOW_MS / 1000 }, 'admin API: too many failed authentications; refusing this client for the rest of the window');
+      return reply.code(401).send({ errors: ['missing or invalid admin bearer token'] });
+    }
     return undefined;
   });
+  for (const [url, allowed] of ROUTES) methodNotAllowed(app, url, allowed);
   app.setErrorHandler((e, _req, reply) => {
     const err = toKekError(e);
     const status = (e as { statusCode?: number }).statusCode ?? err.httpStatus;

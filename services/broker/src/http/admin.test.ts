@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createLogger, createRegistry } from '@kekbroker/telemetry';
+import { buildAdminApp, hashToken } from './admin';
+import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
+import { buildHealthApp } from './health';
+
+const TOKEN = 'c0ffee-admin-token';
+const log = createLogger({ name: 'test', level: 'silent' });
+const admin = () => buildAdminApp({ keyrings: new Map(), tokenHashes: [hashToken(TOKEN)], log, isLeader: () => true });
+const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
+
+test('unsupported methods answer 405 with an Allow header; unknown paths 404', async () => {
+  const app = admin();
+  let r = await app.inject({ method: 'PUT', url: '/v1/admin/status', headers: auth() });
+  assert.equal(r.statusCode, 405);
+  assert.equal(r.headers['allow'], 'GET, HEAD');
+  r = await app.inject({ method: 'GET', url: '/v1/admin/keyrings/default/rotate', headers: auth() });
+  assert.equal(r.statusCode, 405);
+  assert.equal(r.headers['allow'], 'POST');
+  assert.match(r.json<{ errors: string[] }>().errors[0] ?? '', /method GET is not allowed/);
+  r = await app.inject({ method: 'GET', url: '/v1/admin/nothing-here', headers: auth() });
+  assert.equal(r.statusCode, 404);
+  r = await app.inject({ method: 'PUT', url: '/v1/admin/status' });
+  assert.equal(r.statusCode, 401, 'no route facts before authentication');
+  const health = buildHealthApp({ keyrings: new Map(), registry: createRegistry('t'), shuttingDown: () => false });
+  r = await health.inject({ method: 'POST', url: '/readyz' });
+  assert.equal(r.statusCode, 405);
+  r = await health.inject({ method: 'GET', url: '/readyz' });
+  assert.deepEqual(r.json(), { status: 'ready' }, '/readyz tells the status only');
+});
+
+test('a token is compared exactly: surrounding spaces are refused', async () => {
+  const app = admin();
+  assert.equal((await app.inject({ method: 'GET', url: '/v1/admin/status', headers: auth() })).statusCode, 200);
+  for (const h of [`Bearer  ${TOKEN}`, `Bearer ${TOKEN} `, `Bearer ${TOKEN}\t`, `bearer ${TOKEN}`, `Bearer ${TOKEN}x`]) {
+    const r = await app.inject({ method: 'GET', url: '/v1/admin/status', headers: { authorization: h } });
+    assert.equal(r.statusCode, 401, JSON.stringify(h));
+  }
+});
+
+test('failed authentications are rate-limited per client, then even the right token waits', async () => {
+  const app = admin();
+  const from = (ip: string, t: string) => app.inject({ method: 'GET', url: '/v1/admin/status', headers: auth(t), remoteAddress: ip });
+  for (let i = 0; i < MAX_FAILURES; i++) assert.equal((await from('10.0.0.7', `wrong${i}`)).statusCode, 401);
+  const r = await from('10.0.0.7', TOKEN);
+  assert.equal(r.statusCode, 429);
+  assert.ok(Number(r.headers['retry-after']) > 0);
+  assert.match(r.json<{ errors: string[] }>().errors[0] ?? '', /too many failed admin authentications/);
+  assert.equal((await from('10.0.0.8', TOKEN)).statusCode, 200, 'another client is not affected');
+});
+
+test('the failure window ends: a blocked client may try again after WINDOW_MS', () => {
+  let now = 1_000_000;
+  const l = new AuthFailureLimiter(() => now);
+  for (let i = 0; i < MAX_FAILURES - 1; i++) assert.equal(l.fail('a'), false);
+  assert.equal(l.blockedFor('a'), 0, 'not blocked below the limit');
+  assert.equal(l.fail('a'), true, 'the failure that reaches the limit is reported once');
+  assert.ok(l.blockedFor('a') > 0);
+  now += WINDOW_MS;
+  assert.equal(l.blockedFor('a'), 0);
+  assert.equal(l.fail('a'), false, 'a new window starts from zero');
+});
