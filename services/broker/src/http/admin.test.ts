@@ -4,10 +4,15 @@ import { createLogger, createRegistry } from '@kekbroker/telemetry';
 import { buildAdminApp, hashToken } from './admin';
 import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
 import { buildHealthApp } from './health';
+import { DrillRunner } from '../drills/drills';
+import { UsageBook } from '../usage';
+import type { BrokerService } from '../service';
 
 const TOKEN = 'c0ffee-admin-token';
 const log = createLogger({ name: 'test', level: 'silent' });
-const admin = () => buildAdminApp({ keyrings: new Map(), tokenHashes: [hashToken(TOKEN)], log, isLeader: () => true });
+// No keyrings: the drill runner never reaches the data plane here.
+const drills = () => new DrillRunner({ service: undefined as unknown as BrokerService, keyrings: new Map(), faultHooks: new Map(), log });
+const admin = () => buildAdminApp({ keyrings: new Map(), tokenHashes: [hashToken(TOKEN)], log, isLeader: () => true, drills: drills(), usage: new UsageBook() });
 const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
 
 test('unsupported methods answer 405 with an Allow header; unknown paths 404', async () => {
