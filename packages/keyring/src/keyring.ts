@@ -14,6 +14,7 @@ import {
 } from '@kekbroker/core';
 import { keyMaterialFlight, type LruCache } from '@kekbroker/cache';
 import { HealthBook, type ProviderHealth } from './health';
+import type { VersionRefStore } from './version-ref-store';
 
 export interface KeyringOptions {
   name: string;
@@ -22,6 +23,8 @@ export interface KeyringOptions {
   minWraps?: number;
   cache: LruCache;
   /** Called after every provider call, for metrics and audit. */
+  /** Where the last known version refs of every provider are kept, so key_id survives a provider outage at start. */
+  versionRefs?: VersionRefStore;
   onProviderCall?: (e: { provider: string; op: 'wrap' | 'unwrap'; result: string; seconds: number }) => void;
 }
 
