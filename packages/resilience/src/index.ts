@@ -3,3 +3,4 @@ export {
   DEFAULT_BREAKER, ProviderGuard,
   type BreakerOptions, type BreakerState, type BudgetOptions, type GuardOptions, type GuardStatus, type GuardTransition,
 } from './provider-guard';
+export { boundedSignal, remainingMs } from './deadline';
