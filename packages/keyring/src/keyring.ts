@@ -123,15 +123,25 @@ export class Keyring extends EventEmitter {
     }
   }
 
+  private lastSignature = '';
+
+  /** Emit 'change' only when what Status shows changed (health, reason, roles, acting active, key_id). */
+  private changed(): void {
+    const s = this.status();
+    const sig = JSON.stringify([s.keyId, s.healthy, s.reason, s.actingActive, s.pinned, s.providers.map((p) => [p.role, p.health.breaker])]);
+    if (sig === this.lastSignature) return;
+    this.lastSignature = sig;
+    this.emit('change');
+  }
+
   private event(e: KeyringEvent): void {
     this.onEvent?.(e);
   }
 
   /** Move the acting active if the breakers say so; emits 'change' on any health flip. */
   private reevaluate(): void {
-    const change = this.acting.evaluate((id) => this.misconfig.get(id) !== undefined);
-    if (change) this.event({ type: 'acting-active', keyring: this.name, change });
-    this.emit('change');
+    this.reevaluate0();
+    this.changed();
   }
 
   /** The current write key_id, once every provider's current version is known (now or from the store). */
@@ -151,7 +161,7 @@ export class Keyring extends EventEmitter {
     });
     const before = this.gen.keyId;
     await this.gen.update(fresh);
-    if (before !== this.gen.keyId) this.emit('change');
+    if (before !== this.gen.keyId) this.changed();
     if (!this.gen.keyId && errors[0]) throw errors[0];
   }
 
@@ -224,10 +234,7 @@ export class Keyring extends EventEmitter {
   /** Time-based failback happens without a breaker event: evaluate on every status read and wrap. */
   private reevaluate0(): void {
     const change = this.acting.evaluate((id) => this.misconfig.get(id) !== undefined);
-    if (change) {
-      this.event({ type: 'acting-active', keyring: this.name, change });
-      this.emit('change');
-    }
+    if (change) this.event({ type: 'acting-active', keyring: this.name, change });
   }
 
   /** Operator: make `provider` the acting active (pin: until failback). */
@@ -235,7 +242,7 @@ export class Keyring extends EventEmitter {
     if (!this.byId.has(provider)) throw new KekError('not-found', `provider "${provider}" is not in keyring "${this.name}" (providers: ${[...this.byId.keys()].join(', ')})`);
     const change = this.acting.failover(provider, pin);
     if (change) this.event({ type: 'acting-active', keyring: this.name, change });
-    this.emit('change');
+    this.changed();
     return change;
   }
 
@@ -243,7 +250,7 @@ export class Keyring extends EventEmitter {
   failback(): ActingChange | undefined {
     const change = this.acting.failback();
     if (change) this.event({ type: 'acting-active', keyring: this.name, change });
-    this.emit('change');
+    this.changed();
     return change;
   }
 

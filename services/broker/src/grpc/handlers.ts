@@ -52,7 +52,15 @@ export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
     healthy: s.healthy,
     reason: s.reason,
     leader,
-    providers: s.providers.map((p) => ({ id: p.id, type: p.type, role: p.role, current_version_ref: p.currentVersionRef })),
+    acting_active: s.actingActive,
+    configured_active: s.configuredActive,
+    pinned: s.pinned,
+    hold_down_seconds: s.holdDownSeconds,
+    providers: s.providers.map((p) => ({
+      id: p.id, type: p.type, role: p.role, current_version_ref: p.currentVersionRef,
+      breaker_state: p.health.breaker, isolated: p.health.isolated, health_reason: p.health.reason,
+      hold_down_left_seconds: p.holdDownLeftSeconds, version_ref_from_store: p.versionRefFromStore,
+    })),
   };
 }
 
