@@ -132,6 +132,7 @@ test('a slow passive is dropped from the envelope instead of making the caller w
   const w = await k.wrap('t1', Buffer.alloc(32, 6), sig(2000));
   assert.deepEqual(wrapsOf(w.ciphertext), ['p0']);
   assert.ok(events.some((e) => e.type === 'passive-dropped' && e.provider === 'p1'));
+  assert.ok(events.some((e) => e.type === 'degraded' && e.missing.includes('p1')));
   done();
 });
 

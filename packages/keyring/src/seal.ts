@@ -2,9 +2,9 @@
  * Sealing and opening envelopes across a keyring's providers, within the caller's deadline.
  *
  * Seal: a fresh K is wrapped by every provider in parallel. The acting active gets most of the remaining
- * time; passives get a bounded share, and once the acting active has answered they get only a short grace,
- * after which a passive still working is left out of the envelope (counted as dropped) instead of making the
- * caller wait. Each wrap is verified (unwrapped once and compared with K) so a provider returning bad bytes
+ * time; passives get a bounded share (half), after which a passive still working is left out of the envelope
+ * (counted as dropped) instead of making the caller wait longer; a slow passive's timeouts soon open its
+ * breaker, and from then on it costs nothing. Each wrap is verified (unwrapped once and compared with K) so a provider returning bad bytes
  * never silently costs the envelope a cloud. An envelope with fewer wraps than providers is "degraded".
  *
  * Open: the envelope's wraps are tried in the order given (acting active, healthy, then the rest), each with
@@ -27,8 +27,8 @@ import type { KeyringEvent } from './keyring';
 export const ACTIVE_SHARE = 0.9;
 /** Share a passive may use at most. */
 export const PASSIVE_SHARE = 0.5;
-/** After the acting active answered, passives get max(this, the time the active took) more. */
-export const PASSIVE_GRACE_MIN_MS = 50;
+/** A passive still running this long after its share ended (it ignores its abort signal) is left behind. */
+export const PASSIVE_GRACE_MS = 50;
 
 export interface SealPolicy {
   minWraps: number;
@@ -110,9 +110,11 @@ export async function sealEnvelope(a: SealArgs): Promise<{ ciphertext: Buffer; g
       if (!err.countsAgainstBreaker && err.code !== 'corrupt') throw err;
       await all; // the active is down: wait for the passives (each bounded by its own share)
     } else {
-      const grace = Math.max(PASSIVE_GRACE_MIN_MS, performance.now() - t0);
+      // Passives end at their own share (their signal aborts the SDK call); the timer only guards against a
+      // provider that ignores its signal: past it, the wrap is dropped and the caller answered without it.
+      const left = remaining * PASSIVE_SHARE - (performance.now() - t0) + PASSIVE_GRACE_MS;
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([all, new Promise((r) => (timer = setTimeout(r, grace)))]);
+      await Promise.race([all, new Promise((r) => (timer = setTimeout(r, Math.max(0, left))))]);
       clearTimeout(timer);
     }
     const wraps: EnvelopeWrap[] = [];
@@ -125,8 +127,11 @@ export async function sealEnvelope(a: SealArgs): Promise<{ ciphertext: Buffer; g
         return;
       }
       missing.push(p.id);
-      if (!o) a.event({ type: 'passive-dropped', keyring: a.keyring, provider: p.id, reason: `no answer within ${Math.round(performance.now() - t0)} ms after the acting active's` });
-      else firstError ??= o.reason;
+      if (!o) a.event({ type: 'passive-dropped', keyring: a.keyring, provider: p.id, reason: `still running ${Math.round(performance.now() - t0)} ms after the wrap started` });
+      else {
+        firstError ??= o.reason;
+        if (p.id !== a.acting && toKekError(o.reason).code === 'timeout') a.event({ type: 'passive-dropped', keyring: a.keyring, provider: p.id, reason: 'no answer within its share of the deadline' });
+      }
     });
     if (wraps.length === 0 || wraps.length < a.policy.minWraps) {
       throw new KekError('unavailable', `keyring ${a.keyring}: only ${wraps.length} provider(s) wrapped the key, minWraps is ${a.policy.minWraps}${firstError ? ` (${toKekError(firstError).message})` : ''}`, { cause: firstError });
