@@ -1,8 +1,8 @@
 /**
  * Which provider acts as active (its wrap is the one a Wrap waits for). Normally the configured active,
  * the first of the keyring's list. When its breaker opens, the first healthy provider in list order takes
- * over. A provider that comes back becomes eligible again only after its breaker has stayed closed for the
- * hold-down period, so a flapping provider cannot flip the acting active back and forth. An operator can
+ * over. A provider that comes back becomes eligible again only after its breaker has stayed closed, with no
+ * counted failure, for the hold-down period, so a flapping provider cannot flip the acting active back and forth. An operator can
  * fail over to a named provider (optionally pinned: no automatic move at all) and fail back.
  *
  * key_id does not depend on any of this: it names the generation (every provider's version refs).
@@ -36,6 +36,9 @@ export class ActingActive {
       g.on('transition', (t: { to: string }) => {
         if (t.to === 'closed') this.eligibleAt.set(id, this.now() + this.holdDownMs);
       });
+      // "Healthy for the hold-down period" means no counted failure in it: a provider failing often, but not
+      // often enough to re-open its breaker, must not take the acting role back.
+      g.on('failure', () => this.eligibleAt.set(id, this.now() + this.holdDownMs));
       g.on('isolation', (e: { isolated: boolean }) => {
         if (!e.isolated) this.eligibleAt.set(id, this.now() + this.holdDownMs);
       });

@@ -65,7 +65,8 @@ export interface GuardStatus {
 }
 
 /**
- * Events: 'transition' (GuardTransition), 'isolation' ({ provider, isolated }).
+ * Events: 'transition' (GuardTransition), 'isolation' ({ provider, isolated }), 'failure' ({ provider, reason }:
+ * every counted failure, open or not).
  */
 export class ProviderGuard extends EventEmitter {
   readonly id: string;
@@ -98,6 +99,7 @@ export class ProviderGuard extends EventEmitter {
     this.breaker.on('failure', (e: unknown) => {
       const err = toKekError(e);
       this.lastError = `${err.code}: ${err.message}`;
+      this.emit('failure', { provider: this.id, reason: this.lastError });
     });
     this.breaker.on('open', () => this.move('open'));
     this.breaker.on('halfOpen', () => this.move('half-open'));
