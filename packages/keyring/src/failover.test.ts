@@ -37,6 +37,7 @@ test('active outage: no failed wrap, breaker opens, acting active moves, key_id 
   assert.equal(st.healthy, true, 'a passive can act: the keyring is healthy');
   assert.deepEqual(st.providers.map((p) => p.role), ['down', 'active', 'passive']);
   assert.equal(events.filter((e) => e.type === 'degraded').length, 6, 'every envelope of the outage lacks p0');
+  assert.deepEqual(st.degradedEnvelopes, { [keyId as string]: { p0: 6 } }, 'counted per generation for the usage report');
   assert.ok(cts.every((c) => !wrapsOf(c).includes('p0')));
   // Every envelope written during the outage opens with p0 back and another provider down.
   providers[0]!.fail = undefined;

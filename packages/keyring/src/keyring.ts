@@ -46,7 +46,7 @@ export interface KeyringOptions {
 }
 
 export type KeyringEvent =
-  | { type: 'degraded'; keyring: string; missing: string[] }
+  | { type: 'degraded'; keyring: string; missing: string[]; generation: string }
   | { type: 'passive-dropped'; keyring: string; provider: string; reason: string }
   | { type: 'bad-answer'; keyring: string; provider: string; reason: string }
   | { type: 'acting-active'; keyring: string; change: ActingChange }
@@ -62,6 +62,8 @@ export interface KeyringStatus {
   actingActive: string;
   pinned: boolean;
   holdDownSeconds: number;
+  /** Envelopes sealed without some provider's wrap since start, by key_id (generation) and missing provider. */
+  degradedEnvelopes: Record<string, Record<string, number>>;
   providers: Array<{
     id: string; type: string; role: 'active' | 'passive' | 'down' | 'isolated' | 'refusing';
     currentVersionRef: string; versionRefFromStore: boolean; holdDownLeftSeconds: number; health: ProviderHealth;
@@ -134,7 +136,13 @@ export class Keyring extends EventEmitter {
     this.emit('change');
   }
 
+  private readonly degraded: Record<string, Record<string, number>> = {};
+
   private event(e: KeyringEvent): void {
+    if (e.type === 'degraded') {
+      const byProvider = (this.degraded[formatKeyId(this.name, Buffer.from(e.generation, 'hex'))] ??= {});
+      for (const p of e.missing) byProvider[p] = (byProvider[p] ?? 0) + 1;
+    }
     this.onEvent?.(e);
   }
 
@@ -220,6 +228,7 @@ export class Keyring extends EventEmitter {
       actingActive: acting,
       pinned: this.acting.pinned !== undefined,
       holdDownSeconds: this.acting.holdDownMs / 1000,
+      degradedEnvelopes: structuredClone(this.degraded),
       providers: this.providers.map((p) => {
         const h = health.get(p.id) as ProviderHealth;
         const role = h.isolated ? 'isolated' : !h.up ? 'down' : h.misconfigured ? 'refusing' : p.id === acting ? 'active' : 'passive';

@@ -136,12 +136,12 @@ export async function sealEnvelope(a: SealArgs): Promise<{ ciphertext: Buffer; g
     if (wraps.length === 0 || wraps.length < a.policy.minWraps) {
       throw new KekError('unavailable', `keyring ${a.keyring}: only ${wraps.length} provider(s) wrapped the key, minWraps is ${a.policy.minWraps}${firstError ? ` (${toKekError(firstError).message})` : ''}`, { cause: firstError });
     }
-    if (missing.length > 0) a.event({ type: 'degraded', keyring: a.keyring, missing });
     // A provider rotated behind our back (console, another replica): its wrap names a version we did not
     // describe. Re-read versions so the envelope's generation (and the key_id we return) are true.
     if (a.versionMoved(wraps)) await a.refresh(a.signal);
     throwIfAborted(a.signal, 'wrap');
     const generation = a.generation();
+    if (missing.length > 0) a.event({ type: 'degraded', keyring: a.keyring, missing, generation: generation.toString('hex') });
     const header = encodeHeader({ version: ENVELOPE_VERSION, keyring: a.keyring, generation, wraps });
     const { nonce, sealed } = sealPayload(k, a.plaintext, payloadAad(a.tenant, header));
     return { ciphertext: encodeEnvelope({ version: ENVELOPE_VERSION, keyring: a.keyring, generation, wraps, nonce, sealed }), generation };

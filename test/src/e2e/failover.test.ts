@@ -21,7 +21,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Cloud = Awaited<ReturnType<typeof AWS.start>>;
 
 interface AdminStatus {
-  keyrings: Array<{ keyId: string; healthy: boolean; reason: string; actingActive: string; pinned: boolean }>;
+  keyrings: Array<{ keyId: string; healthy: boolean; reason: string; actingActive: string; pinned: boolean; degradedEnvelopes: Record<string, Record<string, number>> }>;
   providers: Array<{ id: string; state: string; isolated: boolean }>;
 }
 
@@ -121,6 +121,7 @@ tenants:
     const lacking = load.sealed.filter((s) => !hasWrap(s, 'aws')).length;
     assert.ok(lacking > 10, `${lacking} envelopes written without aws`);
     assert.equal((await metric(broker.ports.http, 'kekbroker_degraded_envelopes_total', { provider: 'aws' })) - degraded0, lacking, 'degraded count matches the envelopes lacking aws');
+    assert.equal((await ring()).degradedEnvelopes[keyId0]?.['aws'], lacking, 'and per generation in the admin status');
   });
 
   it('broker restart with gcp down: ready with its previous key_id; every outage envelope decrypts (cold) via azure', async () => {
