@@ -1,2 +1,2 @@
-export { ConfigSchema, type BrokerConfig, type ProviderSection } from './schema';
-export { ConfigError, deepFreeze, isLoopback, loadConfig, parseConfigText, validateConfig, type ProviderSchemas } from './load';
+export { BROKER_PROVIDER_KEYS, ConfigSchema, type BrokerConfig, type ProviderSection } from './schema';
+export { ConfigError, deepFreeze, isLoopback, loadConfig, parseConfigText, providerOwnSection, validateConfig, type ProviderSchemas } from './load';

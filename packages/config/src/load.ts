@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
-import { ConfigSchema, type BrokerConfig } from './schema';
+import { BROKER_PROVIDER_KEYS, ConfigSchema, type BrokerConfig } from './schema';
 
 /** JSON schemas of provider sections, by provider type (e.g. { local: {...}, 'aws-kms': {...} }). */
 export type ProviderSchemas = Readonly<Record<string, object>>;
@@ -59,7 +59,9 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
       continue;
     }
     const v = ajv.compile(schema);
-    if (!v(p)) for (const e of v.errors ?? []) if (e.keyword !== 'anyOf') problems.push(describe({ ...e, instancePath: `/providers/${id}${e.instancePath}` }));
+    const own = providerOwnSection(p);
+    if (!v(own)) for (const e of v.errors ?? []) if (e.keyword !== 'anyOf') problems.push(describe({ ...e, instancePath: `/providers/${id}${e.instancePath}` }));
+    Object.assign(p, own); // keep the defaults the provider schema filled in
   }
   for (const [name, k] of Object.entries(cfg.keyrings)) {
     k.providers.forEach((p, i) => {
@@ -84,6 +86,13 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
   return cfg;
 }
 
+/** A provider section without the keys the broker owns (breaker, budget): what the provider package sees. */
+export function providerOwnSection<T extends object>(section: T): T {
+  const own = { ...section } as Record<string, unknown>;
+  for (const k of BROKER_PROVIDER_KEYS) delete own[k];
+  return own as unknown as T;
+}
+
 export function isLoopback(listen: string): boolean {
   const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
@@ -98,6 +107,7 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
     cfg.grpc.tls.clientCaFile = abs(cfg.grpc.tls.clientCaFile);
   }
   if (cfg.admin.tokenFile) cfg.admin.tokenFile = abs(cfg.admin.tokenFile);
+  if (cfg.state.dir) cfg.state.dir = abs(cfg.state.dir);
   // Provider sections are owned by their packages; by convention a key named `file`, `keystore`, or
   // ending in `File`/`Path` holds a path, at any depth.
   const walk = (o: Record<string, unknown>): void => {

@@ -17,6 +17,34 @@ const Tls = Type.Object(
   { additionalProperties: false },
 );
 
+// ---- issue 8 (resilience): breakers, budgets, hold-down, tenant rate limits, state dir ----
+const Breaker = Type.Object(
+  {
+    errorThresholdPercentage: Type.Number({ minimum: 1, maximum: 100, default: 50, description: 'open when more than this % of calls in the window failed with unavailable/timeout/throttled/internal' }),
+    volumeThreshold: Type.Integer({ minimum: 1, maximum: 10_000, default: 5, description: 'and at least this many calls were made in the window' }),
+    rollingWindowSeconds: Type.Number({ minimum: 1, maximum: 600, default: 10, description: 'length of the rolling error window' }),
+    halfOpenAfterSeconds: Type.Number({ minimum: 0.1, maximum: 600, default: 5, description: 'after this long open, one trial call decides: closed or open again' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+const Budget = Type.Object(
+  {
+    ratePerSec: Type.Number({ minimum: 0.1, maximum: 1_000_000, description: 'calls per second this broker may make to the provider (all keyrings together)' }),
+    burst: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'calls allowed at once above the rate' }),
+  },
+  { additionalProperties: false },
+);
+const RateLimit = Type.Object(
+  {
+    ratePerSec: Type.Number({ minimum: 0.1, maximum: 1_000_000, description: 'wrap/unwrap requests per second for this tenant' }),
+    burst: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  },
+  { additionalProperties: false },
+);
+/** Keys of a provider section that belong to the broker, not to the provider package. */
+export const BROKER_PROVIDER_KEYS = ['breaker', 'budget'] as const;
+// ---- end issue 8 ----
+
 export const ConfigSchema = Type.Object(
   {
     grpc: Type.Object(
@@ -40,13 +68,28 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    providers: Type.Record(Name, Type.Object({ type: Type.String() }, { additionalProperties: true }), { minProperties: 1 }),
+    providers: Type.Record(
+      Name,
+      Type.Object(
+        {
+          type: Type.String(),
+          // issue 8: the provider's circuit breaker and call budget (a default budget per type applies when absent)
+          breaker: Breaker,
+          budget: Type.Optional(Budget),
+        },
+        { additionalProperties: true },
+      ),
+      { minProperties: 1 },
+    ),
     keyrings: Type.Record(
       Name,
       Type.Object(
         {
           providers: Type.Array(Name, { minItems: 1, maxItems: 8, uniqueItems: true, description: 'ordered: the first is active, the rest passive' }),
           minWraps: Type.Integer({ minimum: 1, maximum: 8, default: 1, description: 'fail a wrap unless at least this many providers wrapped it' }),
+          // issue 8
+          holdDownSeconds: Type.Number({ minimum: 0, maximum: 3600, default: 60, description: 'a recovered provider acts as active again only after this long healthy' }),
+          verifyWraps: Type.Boolean({ default: true, description: 'unwrap every new wrap once before it goes into an envelope' }),
         },
         { additionalProperties: false },
       ),
@@ -62,6 +105,7 @@ export const ConfigSchema = Type.Object(
             default: [],
             description: 'client certificate identities mapped to this tenant: "CN=<common name>" or a SAN URI such as spiffe://...',
           }),
+          rateLimit: Type.Optional(RateLimit), // issue 8: over it, RESOURCE_EXHAUSTED
         },
         { additionalProperties: false },
       ),
@@ -88,6 +132,11 @@ export const ConfigSchema = Type.Object(
         deadlineMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 2500, description: 'longest the broker works on one request' }),
         maxPlaintextBytes: Type.Integer({ minimum: 32, maximum: 1024 * 1024, default: 1024 * 1024 }),
       },
+      { additionalProperties: false, default: {} },
+    ),
+    // issue 8
+    state: Type.Object(
+      { dir: Type.Optional(Type.String({ description: 'small state files (last known provider version refs, for key_id continuity); relative to the config file' })) },
       { additionalProperties: false, default: {} },
     ),
     log: Type.Object(

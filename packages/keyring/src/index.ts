@@ -1,2 +1,4 @@
-export { Keyring, cacheKey, type KeyringOptions, type KeyringStatus, type UnwrapResult, type WrapResult } from './keyring';
-export { HealthBook, type ProviderHealth } from './health';
+export { Keyring, cacheKey, type KeyringEvent, type KeyringOptions, type KeyringStatus, type UnwrapResult, type WrapResult } from './keyring';
+export { type ProviderHealth } from './health';
+export { type ActingChange } from './acting-active';
+export { FileVersionRefStore, MemoryVersionRefStore, type VersionRefStore } from './version-ref-store';

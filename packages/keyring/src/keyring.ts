@@ -1,36 +1,73 @@
 /**
  * A keyring: an ordered list of providers (the first active, the others passive) that together seal
- * envelopes. Wrap seals a fresh envelope key K under every provider at once (multi-wrap) so any one of them
- * can open it later; unwrap tries the L1 cache, then the providers that wrapped it, healthiest first.
+ * envelopes. Wrap seals a fresh envelope key K under every reachable provider at once (multi-wrap) so any
+ * one of them can open it later; unwrap tries the L1 cache, then the providers that wrapped it, healthiest first.
  *
- * key_id and generation come from the providers' current version refs (see core/envelope/key-id.ts).
+ * Resilience (see acting-active.ts and health.ts): every provider call goes through the provider's guard
+ * (breaker, call budget, isolation) with a timeout cut from the caller's remaining deadline; a Wrap waits
+ * for the acting active and gives passives a bounded share; an envelope that lacks a provider's wrap is
+ * "degraded" and counted. key_id and generation come from the providers' current version refs
+ * (core/envelope/key-id.ts) and never change on failover.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
-  ENVELOPE_VERSION, KEY_BYTES, KekError, decodeEnvelope, encodeEnvelope, encodeHeader, formatKeyId, generationOf,
-  openPayload, payloadAad, sealPayload, throwIfAborted, toKekError, zeroize,
-  type EnvelopeWrap, type KekProvider, type ProviderDescription, type WrapContext,
+  ENVELOPE_VERSION, KekError, decodeEnvelope, formatKeyId, throwIfAborted, toKekError,
+  type KekProvider, type ProviderDescription, type WrapContext,
 } from '@kekbroker/core';
 import { keyMaterialFlight, type LruCache } from '@kekbroker/cache';
-import { HealthBook, type ProviderHealth } from './health';
+import { ProviderGuard, boundedSignal } from '@kekbroker/resilience';
+import { ActingActive, type ActingChange } from './acting-active';
+import { MisconfigBook, providerHealth, type ProviderHealth } from './health';
+import { KeyringGeneration } from './generation';
+import { openEnvelope, sealEnvelope, type SealPolicy } from './seal';
+import type { VersionRefStore } from './version-ref-store';
 
 export interface KeyringOptions {
   name: string;
   providers: readonly KekProvider[];
-  /** Wrap fails unless at least this many providers wrapped K. The active provider must always succeed. */
+  /** Wrap fails unless at least this many providers wrapped K. */
   minWraps?: number;
   cache: LruCache;
+  /** One guard per provider id, shared with other keyrings; missing ones get a default guard of their own. */
+  guards?: ReadonlyMap<string, ProviderGuard>;
+  /** A recovered provider becomes acting active again only after this long healthy. Default 60 s. */
+  holdDownMs?: number;
+  /** Unwrap every new wrap once before it goes into an envelope (catches a provider returning bad bytes). Default true. */
+  verifyWraps?: boolean;
+  /** Deadline assumed for a signal that does not carry one (see resilience/deadline.ts). Default 2500 ms. */
+  defaultDeadlineMs?: number;
+  /** Where the last known version refs of every provider are kept, so key_id survives a provider outage at start. */
+  versionRefs?: VersionRefStore;
   /** Called after every provider call, for metrics and audit. */
-  onProviderCall?: (e: { provider: string; op: 'wrap' | 'unwrap'; result: string; seconds: number }) => void;
+  onProviderCall?: (e: { provider: string; op: 'wrap' | 'unwrap' | 'verify'; result: string; seconds: number }) => void;
+  /** Resilience events, for metrics and logs. */
+  onEvent?: (e: KeyringEvent) => void;
 }
+
+export type KeyringEvent =
+  | { type: 'degraded'; keyring: string; missing: string[]; generation: string }
+  | { type: 'passive-dropped'; keyring: string; provider: string; reason: string }
+  | { type: 'bad-answer'; keyring: string; provider: string; reason: string }
+  | { type: 'acting-active'; keyring: string; change: ActingChange }
+  | { type: 'misconfigured'; keyring: string; provider: string; reason: string | undefined }
+  | { type: 'version-refs-error'; keyring: string; error: unknown };
 
 export interface KeyringStatus {
   keyring: string;
   keyId: string | undefined;
   healthy: boolean;
   reason: string;
-  providers: Array<{ id: string; type: string; role: 'active' | 'passive' | 'down'; currentVersionRef: string; health: ProviderHealth }>;
+  configuredActive: string;
+  actingActive: string;
+  pinned: boolean;
+  holdDownSeconds: number;
+  /** Envelopes sealed without some provider's wrap since start, by key_id (generation) and missing provider. */
+  degradedEnvelopes: Record<string, Record<string, number>>;
+  providers: Array<{
+    id: string; type: string; role: 'active' | 'passive' | 'down' | 'isolated' | 'refusing';
+    currentVersionRef: string; versionRefFromStore: boolean; holdDownLeftSeconds: number; health: ProviderHealth;
+  }>;
 }
 
 export interface WrapResult {
@@ -41,6 +78,7 @@ export interface WrapResult {
 export interface UnwrapResult {
   plaintext: Buffer;
   keyId: string;
+  /** The envelope is from an older generation than the current one (tell the caller to re-encrypt). */
   stale: boolean;
   cached: boolean;
 }
@@ -48,15 +86,18 @@ export interface UnwrapResult {
 export class Keyring extends EventEmitter {
   readonly name: string;
   private readonly providers: readonly KekProvider[];
+  private readonly byId: ReadonlyMap<string, KekProvider>;
+  private readonly guards: ReadonlyMap<string, ProviderGuard>;
   private readonly minWraps: number;
   private readonly cache: LruCache;
   /** Concurrent misses for one envelope share one provider call; each caller gets its own copy. */
   private readonly flights = keyMaterialFlight();
-  private readonly health: HealthBook;
-  private descriptions = new Map<string, ProviderDescription>();
-  private generation: Buffer | undefined;
-  private keyIdNow: string | undefined;
+  private readonly misconfig = new MisconfigBook();
+  private readonly acting: ActingActive;
+  private readonly gen: KeyringGeneration;
+  private readonly policy: SealPolicy;
   private readonly onProviderCall: KeyringOptions['onProviderCall'];
+  private readonly onEvent: KeyringOptions['onEvent'];
 
   constructor(opts: KeyringOptions) {
     super();
@@ -64,131 +105,184 @@ export class Keyring extends EventEmitter {
     if (opts.providers.length === 0) throw new Error(`keyring ${opts.name} has no providers`);
     this.name = opts.name;
     this.providers = opts.providers;
+    this.byId = new Map(opts.providers.map((p) => [p.id, p] as const));
     this.minWraps = opts.minWraps ?? 1;
     if (this.minWraps > this.providers.length) throw new Error(`keyring ${opts.name}: minWraps exceeds provider count`);
     this.cache = opts.cache;
-    this.health = new HealthBook(opts.providers.map((p) => p.id));
+    this.guards = new Map(opts.providers.map((p) => [p.id, opts.guards?.get(p.id) ?? new ProviderGuard(p.id)] as const));
+    this.acting = new ActingActive(opts.providers.map((p) => p.id), this.guards, opts.holdDownMs ?? 60_000);
     this.onProviderCall = opts.onProviderCall;
+    this.onEvent = opts.onEvent;
+    this.gen = new KeyringGeneration(opts.name, opts.providers, opts.versionRefs, (error) => this.event({ type: 'version-refs-error', keyring: this.name, error }));
+    this.policy = {
+      minWraps: this.minWraps,
+      verify: opts.verifyWraps ?? true,
+      defaultDeadlineMs: opts.defaultDeadlineMs ?? 2500,
+    };
+    for (const g of this.guards.values()) {
+      g.on('transition', () => this.reevaluate());
+      g.on('isolation', () => this.reevaluate());
+    }
   }
 
-  /** The current write key_id, once every provider has described its current version. */
+  private lastSignature = '';
+
+  /** Emit 'change' only when what Status shows changed (health, reason, roles, acting active, key_id). */
+  private changed(): void {
+    const s = this.status();
+    const sig = JSON.stringify([s.keyId, s.healthy, s.reason, s.actingActive, s.pinned, s.providers.map((p) => [p.role, p.health.breaker])]);
+    if (sig === this.lastSignature) return;
+    this.lastSignature = sig;
+    this.emit('change');
+  }
+
+  private readonly degraded: Record<string, Record<string, number>> = {};
+
+  private event(e: KeyringEvent): void {
+    if (e.type === 'degraded') {
+      const byProvider = (this.degraded[formatKeyId(this.name, Buffer.from(e.generation, 'hex'))] ??= {});
+      for (const p of e.missing) byProvider[p] = (byProvider[p] ?? 0) + 1;
+    }
+    this.onEvent?.(e);
+  }
+
+  /** Move the acting active if the breakers say so; emits 'change' on any health flip. */
+  private reevaluate(): void {
+    this.reevaluate0();
+    this.changed();
+  }
+
+  /** The current write key_id, once every provider's current version is known (now or from the store). */
   get keyId(): string | undefined {
-    return this.keyIdNow;
+    return this.gen.keyId;
   }
 
   /** Ask every provider for its current version; recompute generation and key_id. Emits 'change'. */
   async refresh(signal: AbortSignal): Promise<void> {
-    const results = await Promise.allSettled(this.providers.map((p) => p.describe(signal)));
-    let flipped = false;
+    const results = await Promise.allSettled(this.providers.map((p) => this.call(p, 'describe', (s) => p.describe(s), signal)));
+    const fresh = new Map<string, ProviderDescription>();
+    const errors: KekError[] = [];
     results.forEach((r, i) => {
       const p = this.providers[i] as KekProvider;
-      if (r.status === 'fulfilled') {
-        this.descriptions.set(p.id, r.value);
-        flipped = this.health.success(p.id) || flipped;
-      } else {
-        flipped = this.health.failure(p.id, toKekError(r.reason)) || flipped;
-      }
+      if (r.status === 'fulfilled') fresh.set(p.id, r.value);
+      else errors.push(toKekError(r.reason));
     });
-    const before = this.keyIdNow;
-    // key_id covers every provider; until all have answered once we cannot name the generation.
-    if (this.providers.every((p) => this.descriptions.has(p.id))) {
-      this.generation = generationOf(this.providers.map((p) => ({ providerId: p.id, keyVersionRef: this.descriptions.get(p.id)?.currentVersionRef ?? '' })));
-      this.keyIdNow = formatKeyId(this.name, this.generation);
-    }
-    if (before !== this.keyIdNow || flipped) this.emit('change');
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed && !this.keyIdNow) throw toKekError((failed).reason);
+    await this.gen.update(fresh);
+    // Also on a health flip alone (a keystore damaged under a running broker must be logged at once).
+    this.changed();
+    if (!this.gen.keyId && errors[0]) throw errors[0];
   }
 
-  /** Probe every provider (no crypto for cloud providers) and update health. Emits 'change' on a flip. */
+  /** Probe every provider through its guard; feeds breakers (half-open trials too) and misconfiguration. */
   async probe(signal: AbortSignal): Promise<void> {
-    await Promise.all(
-      this.providers.map(async (p) => {
-        try {
-          await p.probe(signal);
-          if (this.health.success(p.id)) this.emit('change');
-        } catch (e) {
-          if (this.health.failure(p.id, toKekError(e))) this.emit('change');
-        }
-      }),
-    );
+    await Promise.all(this.providers.map((p) => this.call(p, 'probe', (s) => p.probe(s), signal).catch(() => undefined)));
+    this.reevaluate();
+  }
+
+  /**
+   * One guarded provider call with its own timeout (`budgetMs`, capped by the caller's deadline). Records
+   * misconfiguration for calls on the current key, and timing for metrics.
+   */
+  private async call<T>(p: KekProvider, op: 'wrap' | 'unwrap' | 'verify' | 'probe' | 'describe', fn: (s: AbortSignal) => Promise<T>, signal: AbortSignal, budgetMs = Infinity): Promise<T> {
+    const s = boundedSignal(budgetMs, signal);
+    const t0 = process.hrtime.bigint();
+    const guard = this.guards.get(p.id) as ProviderGuard;
+    try {
+      const out = await guard.call(() => fn(s), s);
+      if (op !== 'unwrap' && op !== 'verify') this.noteMisconfig(p.id, undefined);
+      if (op === 'wrap' || op === 'unwrap' || op === 'verify') this.onProviderCall?.({ provider: p.id, op, result: 'ok', seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+      return out;
+    } catch (e) {
+      const err = toKekError(e);
+      if (op !== 'unwrap' && op !== 'verify') this.noteMisconfig(p.id, err);
+      if (op === 'wrap' || op === 'unwrap' || op === 'verify') this.onProviderCall?.({ provider: p.id, op, result: err.code, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+      throw err;
+    }
+  }
+
+  private noteMisconfig(id: string, err: KekError | undefined): void {
+    if (this.misconfig.record(id, err)) {
+      this.event({ type: 'misconfigured', keyring: this.name, provider: id, reason: this.misconfig.get(id)?.message });
+      this.reevaluate();
+    }
   }
 
   status(): KeyringStatus {
-    const active = this.providers[0] as KekProvider;
-    const activeHealth = this.health.get(active.id);
-    const upCount = this.providers.filter((p) => this.health.get(p.id).up).length;
+    this.reevaluate0();
+    const acting = this.acting.id;
+    const health = new Map(this.providers.map((p) => [p.id, providerHealth(this.guards.get(p.id) as ProviderGuard, this.misconfig.get(p.id))] as const));
+    const up = this.providers.filter((p) => health.get(p.id)?.up && !health.get(p.id)?.misconfigured);
+    const actingHealth = health.get(acting) as ProviderHealth;
     let reason = 'ok';
-    if (!this.keyIdNow) reason = 'key_id unknown: not every provider has described its current key version yet';
-    else if (!activeHealth.up) reason = `active provider ${active.id} is down (${activeHealth.reason})`;
-    else if (upCount < this.minWraps) reason = `only ${upCount} provider(s) up, minWraps is ${this.minWraps}`;
+    if (!this.gen.keyId) reason = `key_id unknown: ${this.gen.missing().join(', ')} never described its current key version (and no saved version refs); see docs/operations.md "first start with a provider down"`;
+    else if (actingHealth.misconfigured) reason = refusingReason(this.name, acting, this.gen.ref(acting), actingHealth.misconfigured, this.providers.map((p) => p.id).find((id) => id !== acting && health.get(id)?.up));
+    else if (up.length === 0) reason = `every provider of keyring ${this.name} is down or isolated (${this.providers.map((p) => `${p.id}: ${health.get(p.id)?.reason}`).join('; ')})`;
+    else if (up.length < this.minWraps) reason = `only ${up.length} provider(s) up (${up.map((p) => p.id).join(', ')}), minWraps is ${this.minWraps}`;
+    else if (!actingHealth.up) reason = `acting active ${acting} is down (${actingHealth.reason}) and no other provider is eligible`;
     return {
       keyring: this.name,
-      keyId: this.keyIdNow,
+      keyId: this.gen.keyId,
       healthy: reason === 'ok',
       reason,
-      providers: this.providers.map((p, i) => {
-        const health = this.health.get(p.id);
+      configuredActive: this.acting.configured,
+      actingActive: acting,
+      pinned: this.acting.pinned !== undefined,
+      holdDownSeconds: this.acting.holdDownMs / 1000,
+      degradedEnvelopes: structuredClone(this.degraded),
+      providers: this.providers.map((p) => {
+        const h = health.get(p.id) as ProviderHealth;
+        const role = h.isolated ? 'isolated' : !h.up ? 'down' : h.misconfigured ? 'refusing' : p.id === acting ? 'active' : 'passive';
         return {
-          id: p.id,
-          type: p.type,
-          role: !health.up ? 'down' : i === 0 ? 'active' : 'passive',
-          currentVersionRef: this.descriptions.get(p.id)?.currentVersionRef ?? '',
-          health,
+          id: p.id, type: p.type, role, currentVersionRef: this.gen.ref(p.id), versionRefFromStore: this.gen.fromStore(p.id),
+          holdDownLeftSeconds: Math.ceil(this.acting.holdDownLeftMs(p.id) / 1000), health: h,
         };
       }),
     };
+  }
+
+  /** Time-based failback happens without a breaker event: evaluate on every status read and wrap. */
+  private reevaluate0(): void {
+    const change = this.acting.evaluate((id) => this.misconfig.get(id) !== undefined);
+    if (change) this.event({ type: 'acting-active', keyring: this.name, change });
+  }
+
+  /** Operator: make `provider` the acting active (pin: until failback). */
+  failover(provider: string, pin: boolean): ActingChange | undefined {
+    if (!this.byId.has(provider)) throw new KekError('not-found', `provider "${provider}" is not in keyring "${this.name}" (providers: ${[...this.byId.keys()].join(', ')})`);
+    const change = this.acting.failover(provider, pin);
+    if (change) this.event({ type: 'acting-active', keyring: this.name, change });
+    this.changed();
+    return change;
+  }
+
+  /** Operator: release a pin and return to the first healthy provider in configured order now. */
+  failback(): ActingChange | undefined {
+    const change = this.acting.failback();
+    if (change) this.event({ type: 'acting-active', keyring: this.name, change });
+    this.changed();
+    return change;
   }
 
   private ctx(tenant: string): WrapContext {
     return { tenant, keyring: this.name, envelopeVersion: ENVELOPE_VERSION };
   }
 
-  private async timed<T>(provider: string, op: 'wrap' | 'unwrap', fn: () => Promise<T>): Promise<T> {
-    const t0 = process.hrtime.bigint();
-    try {
-      const out = await fn();
-      if (this.health.success(provider)) this.emit('change');
-      this.onProviderCall?.({ provider, op, result: 'ok', seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
-      return out;
-    } catch (e) {
-      const err = toKekError(e);
-      if (this.health.failure(provider, err)) this.emit('change');
-      this.onProviderCall?.({ provider, op, result: err.code, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
-      throw err;
-    }
-  }
-
   async wrap(tenant: string, plaintext: Uint8Array, signal: AbortSignal): Promise<WrapResult> {
-    if (!this.generation || !this.keyIdNow) throw new KekError('unavailable', `keyring ${this.name} is not ready: ${this.status().reason}`);
-    const ctx = this.ctx(tenant);
-    const k = randomBytes(KEY_BYTES);
-    try {
-      const settled = await Promise.allSettled(this.providers.map((p) => this.timed(p.id, 'wrap', () => p.wrap(k, ctx, signal))));
-      const wraps: EnvelopeWrap[] = [];
-      settled.forEach((r, i) => {
-        if (r.status === 'fulfilled') wraps.push({ providerId: (this.providers[i] as KekProvider).id, ...r.value });
-      });
-      const active = settled[0] as PromiseSettledResult<unknown>;
-      if (active.status === 'rejected') throw active.reason as KekError;
-      if (wraps.length < this.minWraps) {
-        const firstErr = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult;
-        throw new KekError('unavailable', `keyring ${this.name}: only ${wraps.length} of minWraps ${this.minWraps} providers wrapped the key`, { cause: firstErr.reason });
-      }
-      // A provider rotated behind our back (console, another replica): its wrap names a version we did not
-      // describe. Re-read versions so the envelope's generation (and the key_id we return) are true.
-      if (wraps.some((w) => this.descriptions.get(w.providerId)?.currentVersionRef !== w.keyVersionRef)) await this.refresh(signal);
-      throwIfAborted(signal, 'wrap');
-      const generation = this.generation;
-      const header = encodeHeader({ version: ENVELOPE_VERSION, keyring: this.name, generation, wraps });
-      const { nonce, sealed } = sealPayload(k, plaintext, payloadAad(tenant, header));
-      const ciphertext = encodeEnvelope({ version: ENVELOPE_VERSION, keyring: this.name, generation, wraps, nonce, sealed });
-      // The broker saw this plaintext: cache it so other apiservers' Decrypts of this seed never reach a KMS.
-      this.cache.set(cacheKey(tenant, ciphertext), plaintext);
-      return { ciphertext, keyId: formatKeyId(this.name, generation) };
-    } finally {
-      zeroize(k);
-    }
+    const generation = this.gen.generation;
+    if (!generation || !this.gen.keyId) throw new KekError('unavailable', `keyring ${this.name} is not ready: ${this.status().reason}`);
+    this.reevaluate0();
+    const sealed = await sealEnvelope({
+      keyring: this.name, tenant, plaintext, signal, ctx: this.ctx(tenant), policy: this.policy,
+      providers: this.providers, acting: this.acting.id, generation: () => this.gen.generation as Buffer,
+      call: (p, op, fn, s, budget) => this.call(p, op, fn, s, budget),
+      guard: (id) => this.guards.get(id) as ProviderGuard,
+      versionMoved: (wraps) => wraps.some((w) => this.gen.ref(w.providerId) !== w.keyVersionRef),
+      refresh: (s) => this.refresh(s),
+      event: (e) => this.event(e),
+    });
+    // The broker saw this plaintext: cache it so other apiservers' Decrypts of this seed never reach a KMS.
+    this.cache.set(cacheKey(tenant, sealed.ciphertext), plaintext);
+    return { ciphertext: sealed.ciphertext, keyId: formatKeyId(this.name, sealed.generation) };
   }
 
   async unwrap(tenant: string, ciphertext: Uint8Array, signal: AbortSignal, expectedKeyId?: string): Promise<UnwrapResult> {
@@ -198,7 +292,7 @@ export class Keyring extends EventEmitter {
     if (expectedKeyId !== undefined && expectedKeyId !== '' && expectedKeyId !== keyId) {
       throw new KekError('invalid-input', 'key_id does not match the generation recorded in the ciphertext');
     }
-    const stale = keyId !== this.keyIdNow;
+    const stale = keyId !== this.gen.keyId;
     const ck = cacheKey(tenant, ciphertext);
     const hit = this.cache.get(ck);
     if (hit) return { plaintext: hit, keyId, stale, cached: true };
@@ -212,66 +306,46 @@ export class Keyring extends EventEmitter {
     return { plaintext, keyId, stale, cached: false };
   }
 
-  private async unwrapUncached(tenant: string, env: ReturnType<typeof decodeEnvelope>, signal: AbortSignal): Promise<Buffer> {
-    const ctx = this.ctx(tenant);
-    const byId = new Map(this.providers.map((p) => [p.id, p] as const));
-    // Healthy providers first, in keyring order; a down provider is still tried last rather than never.
-    const candidates = env.wraps
-      .filter((w) => byId.has(w.providerId))
-      .sort((a, b) => rank(this, a.providerId) - rank(this, b.providerId));
-    if (candidates.length === 0) throw new KekError('not-found', `no provider of keyring ${this.name} wrapped this envelope`);
-    const errors: KekError[] = [];
-    for (const w of candidates) {
-      throwIfAborted(signal, 'unwrap');
-      const p = byId.get(w.providerId) as KekProvider;
-      let k: Buffer | undefined;
-      try {
-        k = await this.timed(p.id, 'unwrap', () => p.unwrap(w, ctx, signal));
-        return openPayload(k, env.nonce, env.sealed, payloadAad(tenant, env.header));
-      } catch (e) {
-        const err = toKekError(e);
-        // The payload failed authentication under a key a provider returned: the envelope is not this
-        // tenant's (or was tampered). Another provider would return the same K; stop here.
-        if (k && err.code === 'corrupt') throw err;
-        errors.push(err);
-        if (err.code === 'timeout') break;
-      } finally {
-        zeroize(k);
-      }
-    }
-    throw pickError(errors);
+  private unwrapUncached(tenant: string, env: ReturnType<typeof decodeEnvelope>, signal: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal, 'unwrap');
+    const acting = this.acting.id;
+    const order = (id: string): number => (id === acting ? 0 : this.guards.get(id)?.healthy ? 1 : 2) * 100 + this.providers.findIndex((p) => p.id === id);
+    return openEnvelope({
+      keyring: this.name, tenant, env, signal, ctx: this.ctx(tenant), policy: this.policy,
+      providers: env.wraps.filter((w) => this.byId.has(w.providerId)).sort((a, b) => order(a.providerId) - order(b.providerId)),
+      provider: (id) => this.byId.get(id) as KekProvider,
+      call: (p, op, fn, s, budget) => this.call(p, op, fn, s, budget),
+      guard: (id) => this.guards.get(id) as ProviderGuard,
+      event: (e) => this.event(e),
+    });
   }
 
   providerHealth(id: string): ProviderHealth {
-    return this.health.get(id);
+    return providerHealth(this.guards.get(id) as ProviderGuard, this.misconfig.get(id));
   }
 
   /** Rotate every provider (new primary version), then move the keyring to the new generation. */
   async rotate(signal: AbortSignal): Promise<string> {
+    const fresh = new Map<string, ProviderDescription>();
     for (const p of this.providers) {
       throwIfAborted(signal, 'rotate');
-      this.descriptions.set(p.id, await p.rotate(signal));
+      fresh.set(p.id, await p.rotate(signal));
     }
+    await this.gen.update(fresh);
     await this.refresh(signal);
-    if (!this.keyIdNow) throw new KekError('internal', 'rotation left the keyring without a key_id');
-    return this.keyIdNow;
+    if (!this.gen.keyId) throw new KekError('internal', 'rotation left the keyring without a key_id');
+    return this.gen.keyId;
   }
 }
 
-function rank(k: Keyring, providerId: string): number {
-  return k.providerHealth(providerId).up ? 0 : 1;
-}
-
-/** Prefer the error that tells the caller most: their own mistake first, then availability. */
-function pickError(errors: KekError[]): KekError {
-  const order = ['corrupt', 'invalid-input', 'permission-denied', 'not-found', 'throttled', 'unavailable', 'timeout', 'internal'];
-  const sorted = [...errors].sort((a, b) => order.indexOf(a.code) - order.indexOf(b.code));
-  return sorted[0] ?? new KekError('internal', 'unwrap failed');
+function refusingReason(keyring: string, provider: string, ref: string, problem: string, next: string | undefined): string {
+  const fix = next
+    ? `re-enable the key or restore the broker's grant on it, or fail over explicitly: POST /v1/admin/keyrings/${keyring}/failover {"provider":"${next}","pin":true}`
+    : 're-enable the key or restore the broker\'s grant on it';
+  return `acting active ${provider} refuses key ${ref || '(unknown version)'}: ${problem}. The key is disabled, deleted or not granted to the broker; the keyring does not fail over on its own (a disabled key may be a deliberate kill switch). Fix: ${fix}`;
 }
 
 /** Cache key: a hash, so the cache map never holds the ciphertext itself or lets one tenant hit another's entry. */
 export function cacheKey(tenant: string, ciphertext: Uint8Array): string {
   return createHash('sha256').update(tenant).update('\0').update(ciphertext).digest('base64');
 }
-
-

@@ -8,7 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { deadlineSignal, type KekProvider } from '@kekbroker/core';
 import type { BrokerConfig } from '@kekbroker/config';
 import { LruCache } from '@kekbroker/cache';
-import { Keyring } from '@kekbroker/keyring';
+import { FileVersionRefStore, Keyring } from '@kekbroker/keyring';
+import type { ProviderGuard } from '@kekbroker/resilience';
 import type { Logger } from '@kekbroker/telemetry';
 import { DrillRunner } from './drills/drills';
 import { FaultHookProvider } from './drills/fault-hook';
@@ -17,6 +18,7 @@ import { buildHealthApp } from './http/health';
 import { splitListen } from './listen';
 import { BrokerMetrics } from './metrics';
 import { createProvider } from './provider-registry';
+import { buildGuards, onKeyringEvent } from './resilience';
 import { BrokerService } from './service';
 import { UsageBook } from './usage';
 import { startGrpcServer, stopGrpcServer } from './grpc/server';
@@ -39,6 +41,7 @@ export class Broker {
     readonly cfg: BrokerConfig,
     private readonly log: Logger,
     private readonly providers: readonly KekProvider[],
+    private readonly guards: ReadonlyMap<string, ProviderGuard>,
     readonly keyrings: ReadonlyMap<string, Keyring>,
     private readonly cache: LruCache,
     private readonly grpcServer: grpc.Server,
@@ -61,13 +64,24 @@ export class Broker {
     }
     const cache = new LruCache({ maxEntries: cfg.cache.maxEntries, ttlMs: cfg.cache.ttlSeconds * 1000 });
     const keyrings = new Map<string, Keyring>();
-    const metrics = new BrokerMetrics(cache, () => keyrings.values());
+    // eslint-disable-next-line prefer-const -- the guards' listeners need metrics, metrics' collectors need guards
+    let metrics: BrokerMetrics;
+    const guards = buildGuards(cfg, log, () => metrics);
+    metrics = new BrokerMetrics(cache, () => keyrings.values(), () => guards.values());
+    const versionRefs = cfg.state.dir ? new FileVersionRefStore(cfg.state.dir) : undefined;
+    if (!versionRefs) log.warn('state.dir is not set: a restart while a provider is down cannot keep the keyring\'s key_id (see docs/configuration.md)');
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
         providers: k.providers.map((id) => providers.get(id) as KekProvider),
         minWraps: k.minWraps,
         cache,
+        guards,
+        holdDownMs: k.holdDownSeconds * 1000,
+        verifyWraps: k.verifyWraps,
+        defaultDeadlineMs: cfg.limits.deadlineMs,
+        ...(versionRefs ? { versionRefs } : {}),
+        onEvent: (e) => onKeyringEvent(e, log, metrics),
         onProviderCall: (e) => {
           metrics.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
           metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
@@ -102,11 +116,11 @@ export class Broker {
       tokenHashes.push(hashToken(token));
     }
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
-    const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader, drills, usage: service.usage });
+    const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, isLeader, drills, usage: service.usage });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
 
-    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state, drills);
+    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state, drills);
     broker.schedule();
     log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
@@ -114,7 +128,12 @@ export class Broker {
 
   /** Periodic refresh + probe, faster while some keyring has no key_id. */
   private schedule(): void {
-    const ready = [...this.keyrings.values()].every((k) => k.keyId !== undefined);
+    // Faster while some keyring has no key_id, or is failed over / has a breaker not closed (probes are the
+    // half-open trials when there is no traffic, and the failback after hold-down shows up in Status promptly).
+    const ready = [...this.keyrings.values()].every((k) => {
+      const s = k.status();
+      return s.keyId !== undefined && s.actingActive === s.configuredActive;
+    }) && [...this.guards.values()].every((g) => g.state === 'closed');
     this.timer = setTimeout(() => {
       void this.tick().finally(() => {
         if (!this.state.shuttingDown) this.schedule();
@@ -144,6 +163,7 @@ export class Broker {
     await stopGrpcServer(this.grpcServer, graceMs);
     await Promise.all(this.httpApps.map((a) => a.close()));
     await Promise.all(this.providers.map((p) => p.close().catch(() => undefined)));
+    for (const g of this.guards.values()) g.shutdown();
     this.cache.clear();
     this.log.info('broker stopped');
   }

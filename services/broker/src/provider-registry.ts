@@ -3,7 +3,7 @@
  * factory; the broker only maps `type` to them.
  */
 import type { KekProvider } from '@kekbroker/core';
-import type { ProviderSection } from '@kekbroker/config';
+import { providerOwnSection, type ProviderSection } from '@kekbroker/config';
 import * as awsKms from '@kekbroker/provider-aws-kms';
 import * as azureKeyVault from '@kekbroker/provider-azure-keyvault';
 import * as gcpKms from '@kekbroker/provider-gcp-kms';
@@ -28,5 +28,5 @@ export function providerSchemas(): Record<string, object> {
 export async function createProvider(id: string, section: ProviderSection): Promise<KekProvider> {
   const m = Object.hasOwn(PROVIDER_TYPES, section.type) ? PROVIDER_TYPES[section.type] : undefined;
   if (!m) throw new Error(`unknown provider type ${section.type}`);
-  return await m.fromConfig(id, section as never);
+  return await m.fromConfig(id, providerOwnSection(section) as never);
 }

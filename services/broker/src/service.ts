@@ -3,7 +3,8 @@
  * size limits, audit lines and metrics around each keyring call. The gRPC and HTTP adapters translate to
  * and from this; they hold no logic of their own.
  */
-import { KekError, deadlineSignal, needs, toKekError } from '@kekbroker/core';
+import { KekError, needs, toKekError } from '@kekbroker/core';
+import { TokenBucket, boundedSignal } from '@kekbroker/resilience';
 import type { BrokerConfig } from '@kekbroker/config';
 import type { Keyring, UnwrapResult, WrapResult } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
@@ -23,6 +24,9 @@ export interface Caller {
 type Op = 'wrap' | 'unwrap';
 
 export class BrokerService {
+  /** Per-tenant API rate limits (tenants.<name>.rateLimit); tenants without one are not limited. */
+  private readonly tenantLimits = new Map<string, TokenBucket>();
+
   constructor(
     private readonly cfg: BrokerConfig,
     readonly keyrings: ReadonlyMap<string, Keyring>,
@@ -30,7 +34,19 @@ export class BrokerService {
     private readonly audit: Logger | undefined,
     private readonly log: Logger,
     readonly usage: UsageBook,
-  ) {}
+  ) {
+    for (const [name, t] of Object.entries(cfg.tenants)) {
+      if (t.rateLimit) this.tenantLimits.set(name, new TokenBucket({ ...t.rateLimit, name: `tenant "${name}" rate limit` }));
+    }
+  }
+
+  /** One tenant over its limit is refused at once (RESOURCE_EXHAUSTED); other tenants are not affected. */
+  private admit(tenant: string): void {
+    const bucket = this.tenantLimits.get(tenant);
+    if (bucket && !bucket.tryTake()) {
+      throw new KekError('throttled', `tenant "${tenant}" is over its rate limit (${bucket.ratePerSec} requests/s, burst ${bucket.burst}); slow down or raise tenants.${tenant}.rateLimit`);
+    }
+  }
 
   /** The tenant and keyring must exist, and the tenant must be allowed the operation on the keyring. */
   authorize(tenant: string, keyringName: string, op: Op): Keyring {
@@ -47,7 +63,7 @@ export class BrokerService {
 
   private signalFor(caller: Caller): AbortSignal {
     const ms = Math.min(this.cfg.limits.deadlineMs, caller.deadlineMs && caller.deadlineMs > 0 ? caller.deadlineMs : Infinity);
-    return deadlineSignal(ms, caller.signal);
+    return boundedSignal(ms, caller.signal);
   }
 
   async wrap(caller: Caller, keyringName: string, plaintext: Uint8Array): Promise<WrapResult> {
@@ -55,6 +71,7 @@ export class BrokerService {
       needs(plaintext.length > 0, 'plaintext is empty');
       needs(plaintext.length <= this.cfg.limits.maxPlaintextBytes, `plaintext is larger than ${this.cfg.limits.maxPlaintextBytes} bytes`);
       const keyring = this.authorize(caller.tenant, keyringName, 'wrap');
+      this.admit(caller.tenant);
       const r = await keyring.wrap(caller.tenant, plaintext, this.signalFor(caller));
       out.keyId = r.keyId;
       return r;
@@ -65,6 +82,7 @@ export class BrokerService {
     return this.observe('unwrap', caller, keyringName, async (out) => {
       needs(ciphertext.length > 0, 'ciphertext is empty');
       const keyring = this.authorize(caller.tenant, keyringName, 'unwrap');
+      this.admit(caller.tenant);
       const r = await keyring.unwrap(caller.tenant, ciphertext, this.signalFor(caller), expectedKeyId);
       out.keyId = r.keyId;
       out.cached = r.cached;

@@ -22,7 +22,7 @@ interface ProviderView {
   type?: string;
   role?: string;
   breaker?: unknown;
-  health?: { up?: boolean; reason?: string };
+  health?: { up?: boolean; reason?: string; breaker?: string; isolated?: boolean };
   [k: string]: unknown;
 }
 
@@ -42,10 +42,12 @@ export function renderStatus(s: Record<string, unknown>): string {
   if (head.length) out.push(head.map(([k, v]) => `${k}: ${cell(v)}`).join('   '));
   for (const k of (s['keyrings'] as KeyringView[] | undefined) ?? []) {
     out.push('', `keyring ${k.keyring}  key_id ${k.keyId ?? '-'}  ${k.healthy ? 'HEALTHY' : 'UNHEALTHY'}${k.reason && k.reason !== 'ok' ? `: ${k.reason}` : ''}`);
-    const extra = Object.entries(k).filter(([key, v]) => !['keyring', 'keyId', 'healthy', 'reason', 'providers'].includes(key) && v !== undefined && typeof v !== 'object');
+    const extra = Object.entries(k).filter(([key, v]) => ['configuredActive', 'actingActive', 'pinned'].includes(key) && v !== undefined);
     if (extra.length) out.push(`  ${extra.map(([key, v]) => `${key}: ${cell(v)}`).join('   ')}`);
-    const providers: Array<Record<string, unknown>> = (k.providers ?? []).map((p) => ({ ...p, up: p.health?.up, why: p.health?.up === false ? p.health.reason : undefined }));
-    const columns = ['id', 'type', 'role', 'up', ...['breaker', 'isolated', 'pinned'].filter((c) => providers.some((p) => p[c] !== undefined)), 'why'];
+    const providers: Array<Record<string, unknown>> = (k.providers ?? []).map((p) => ({
+      ...p, up: p.health?.up, breaker: p.health?.breaker, isolated: p.health?.isolated, why: p.health?.up === false ? p.health.reason : undefined,
+    }));
+    const columns = ['id', 'type', 'role', 'up', ...['breaker', 'isolated'].filter((c) => providers.some((p) => p[c] !== undefined)), 'why'];
     out.push(table(providers, columns).replace(/^/gm, '  '));
   }
   return out.join('\n');

@@ -11,7 +11,11 @@ import type { FaultInjector } from '@kekbroker/emulators';
 
 export interface CloudTarget {
   name: string;
-  start(): Promise<{ providerYaml: string; env: Record<string, string>; faults: FaultInjector; onFaultsChanged(): void; stop(): Promise<void> }>;
+  start(): Promise<{
+    providerYaml: string; env: Record<string, string>; faults: FaultInjector; onFaultsChanged(): void; stop(): Promise<void>;
+    /** Disable / re-enable the target's key (AWS only), as an operator would in the console. */
+    keyState?: (enabled: boolean) => void;
+  }>;
 }
 
 export const AWS: CloudTarget = {
@@ -26,6 +30,7 @@ export const AWS: CloudTarget = {
       faults: emu.faults,
       onFaultsChanged: () => emu.onFaultsChanged(),
       stop: () => emu.close(),
+      keyState: (enabled: boolean) => (enabled ? emu.enableKey(key.keyId) : emu.disableKey(key.keyId)),
     };
   },
 };

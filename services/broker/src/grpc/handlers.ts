@@ -54,16 +54,40 @@ export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
     leader,
     // Version refs (key ARNs, vault key versions, keystore ids) and provider error details are for the
     // admin API and the log; a shim needs the key_id, health and roles.
-    providers: s.providers.map((p) => ({ id: p.id, type: p.type, role: p.role, current_version_ref: '' })),
+    acting_active: s.actingActive,
+    configured_active: s.configuredActive,
+    pinned: s.pinned,
+    hold_down_seconds: s.holdDownSeconds,
+    providers: s.providers.map((p) => ({
+      id: p.id, type: p.type, role: p.role, current_version_ref: '',
+      breaker_state: p.health.breaker, isolated: p.health.isolated, health_reason: providerState(p.health),
+      hold_down_left_seconds: p.holdDownLeftSeconds, version_ref_from_store: p.versionRefFromStore,
+    })),
   };
 }
 
+/**
+ * The reason a shim (and through it kube-apiserver's log) sees: provider ids, states and the fix, never key
+ * ARNs, key versions or provider error text (those are in the broker log and the admin status).
+ */
 function publicReason(s: ReturnType<Keyring['status']>): string {
   if (s.healthy) return 'ok';
-  if (!s.keyId) return 'key_id unknown: not every provider has described its current key version yet';
-  const active = s.providers[0];
-  if (active && !active.health.up) return `active provider ${active.id} is down (${active.health.lastCode ?? 'error'}; details in the broker log and admin status)`;
-  return 'too few providers are up (details in the broker log and admin status)';
+  if (!s.keyId) return s.reason; // names provider ids only
+  const acting = s.providers.find((p) => p.id === s.actingActive);
+  const other = s.providers.find((p) => p.id !== s.actingActive && p.health.up);
+  if (acting?.health.misconfigured) {
+    const fix = other ? `fix the key, or fail over explicitly: kekctl failover ${s.keyring} --to ${other.id} --pin` : 'fix the key';
+    return `acting active ${acting.id} refuses its key (${acting.health.lastCode ?? 'refused'}: disabled, deleted or not granted to the broker); the keyring does not fail over on its own; ${fix} (key and details in the broker log and admin status)`;
+  }
+  const states = s.providers.map((p) => `${p.id}: ${providerState(p.health)}`).join(', ');
+  return `keyring ${s.keyring} cannot serve (${states}); details in the broker log and admin status`;
+}
+
+function providerState(h: ReturnType<Keyring['status']>['providers'][0]['health']): string {
+  if (h.up) return 'up';
+  if (h.isolated) return 'isolated';
+  if (h.misconfigured) return 'refuses its key';
+  return `breaker ${h.breaker}`;
 }
 
 export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {

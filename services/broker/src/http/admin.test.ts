@@ -12,7 +12,7 @@ const TOKEN = 'c0ffee-admin-token';
 const log = createLogger({ name: 'test', level: 'silent' });
 // No keyrings: the drill runner never reaches the data plane here.
 const drills = () => new DrillRunner({ service: undefined as unknown as BrokerService, keyrings: new Map(), faultHooks: new Map(), log });
-const admin = () => buildAdminApp({ keyrings: new Map(), tokenHashes: [hashToken(TOKEN)], log, isLeader: () => true, drills: drills(), usage: new UsageBook() });
+const admin = () => buildAdminApp({ keyrings: new Map(), guards: new Map(), tokenHashes: [hashToken(TOKEN)], log, isLeader: () => true, drills: drills(), usage: new UsageBook() });
 const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
 
 test('unsupported methods answer 405 with an Allow header; unknown paths 404', async () => {

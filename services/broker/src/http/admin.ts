@@ -2,6 +2,10 @@
  * The admin API, on its own listener and with its own credentials (never a data-plane identity):
  *   GET  /v1/admin/status                      keyrings, key_ids, provider roles and health
  *   POST /v1/admin/keyrings/:name/rotate       rotate every provider of the keyring; returns the new key_id
+ *   POST /v1/admin/keyrings/:name/failover     {"provider": "<id>", "pin": true|false}: make it the acting active
+ *   POST /v1/admin/keyrings/:name/failback     release a pin; back to the first healthy provider in order, now
+ *   POST /v1/admin/providers/:id/isolate       no traffic to this provider (every keyring) until restore
+ *   POST /v1/admin/providers/:id/restore       end an isolation
  *   GET  /v1/admin/keyrings/:name/usage        wraps/unwraps per generation and tenant (this replica)
  *   /v1/admin/drills...                        failover drills (see admin-drills.ts)
  * Auth: `Authorization: Bearer <token>` (exactly one space, no surrounding whitespace); the config holds
@@ -11,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { constantTimeEqual, deadlineSignal, toKekError } from '@kekbroker/core';
-import type { Keyring } from '@kekbroker/keyring';
+import type { ActingChange, Keyring } from '@kekbroker/keyring';
+import type { ProviderGuard } from '@kekbroker/resilience';
 import type { Logger } from '@kekbroker/telemetry';
 import type { DrillRunner } from '../drills/drills';
 import type { UsageBook } from '../usage';
@@ -20,6 +25,7 @@ import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
 
 export interface AdminDeps {
   keyrings: ReadonlyMap<string, Keyring>;
+  guards: ReadonlyMap<string, ProviderGuard>;
   tokenHashes: readonly Buffer[];
   log: Logger;
   isLeader: () => boolean;
@@ -53,6 +59,10 @@ const ROUTES: ReadonlyArray<[string, readonly string[]]> = [
   ['/v1/admin/status', ['GET', 'HEAD']],
   ['/v1/admin/keyrings/:name/rotate', ['POST']],
   ['/v1/admin/keyrings/:name/usage', ['GET', 'HEAD']],
+  ['/v1/admin/keyrings/:name/failover', ['POST']],
+  ['/v1/admin/keyrings/:name/failback', ['POST']],
+  ['/v1/admin/providers/:id/isolate', ['POST']],
+  ['/v1/admin/providers/:id/restore', ['POST']],
   ['/v1/admin/drills', ['GET', 'HEAD', 'POST']],
   ['/v1/admin/drills/:id', ['GET', 'HEAD', 'DELETE']],
   ['/v1/admin/drills/:id/report.html', ['GET', 'HEAD']],
@@ -93,6 +103,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   app.get('/v1/admin/status', async () => ({
     leader: deps.isLeader(),
     keyrings: [...deps.keyrings.values()].map((k) => k.status()),
+    providers: [...deps.guards.values()].map((g) => ({ id: g.id, ...g.status(), budget: g.budget ? { ratePerSec: g.budget.ratePerSec, burst: g.budget.burst } : null })),
   }));
   const rotating = new Set<string>();
   app.post<{ Params: { name: string } }>('/v1/admin/keyrings/:name/rotate', async (req, reply) => {
@@ -117,5 +128,42 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     return deps.usage.report(k.name, k.keyId);
   });
   registerDrillRoutes(app, deps.drills, deps.log.child({ stream: 'audit' }));
+  registerFailoverRoutes(app, deps);
   return app;
+}
+
+const FailoverBody = {
+  type: 'object',
+  required: ['provider'],
+  additionalProperties: false,
+  properties: { provider: { type: 'string', minLength: 1, maxLength: 63 }, pin: { type: 'boolean', default: false } },
+} as const;
+
+function registerFailoverRoutes(app: FastifyInstance, deps: AdminDeps): void {
+  const keyringOr404 = (name: string): Keyring | undefined => deps.keyrings.get(name);
+  const changeOf = (c: ActingChange | undefined) => c ?? null;
+  app.post<{ Params: { name: string }; Body: { provider: string; pin?: boolean } }>('/v1/admin/keyrings/:name/failover', { schema: { body: FailoverBody } }, async (req, reply) => {
+    const k = keyringOr404(req.params.name);
+    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
+    const change = k.failover(req.body.provider, req.body.pin ?? false);
+    deps.log.warn({ keyring: k.name, provider: req.body.provider, pin: req.body.pin ?? false }, 'keyring failover by admin request');
+    const s = k.status();
+    return { keyring: k.name, actingActive: s.actingActive, pinned: s.pinned, keyId: s.keyId, change: changeOf(change) };
+  });
+  app.post<{ Params: { name: string } }>('/v1/admin/keyrings/:name/failback', async (req, reply) => {
+    const k = keyringOr404(req.params.name);
+    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
+    const change = k.failback();
+    deps.log.info({ keyring: k.name }, 'keyring failback by admin request');
+    const s = k.status();
+    return { keyring: k.name, actingActive: s.actingActive, pinned: s.pinned, keyId: s.keyId, change: changeOf(change) };
+  });
+  for (const action of ['isolate', 'restore'] as const) {
+    app.post<{ Params: { id: string } }>(`/v1/admin/providers/:id/${action}`, async (req, reply) => {
+      const g = deps.guards.get(req.params.id);
+      if (!g) return reply.code(404).send({ errors: [`no provider named "${req.params.id}" (providers: ${[...deps.guards.keys()].join(', ')})`] });
+      const changed = action === 'isolate' ? g.isolate() : g.restore();
+      return { provider: g.id, isolated: g.isolated, changed };
+    });
+  }
 }
