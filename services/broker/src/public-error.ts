@@ -11,9 +11,16 @@ import { KekError, type ErrorCode } from '@kekbroker/core';
 
 const CALLER_FACING: ReadonlySet<ErrorCode> = new Set(['invalid-input', 'unauthenticated', 'permission-denied', 'not-found', 'corrupt']);
 
+/** A tenant over its own rate limit: about the caller's traffic, so its message goes to the caller. */
+export class TenantRateLimited extends KekError {
+  constructor(message: string) {
+    super('throttled', message);
+  }
+}
+
 /** True when the error's own message may go to the caller. */
 export function isCallerFacing(err: KekError): boolean {
-  return err.provider === undefined && CALLER_FACING.has(err.code);
+  return err instanceof TenantRateLimited || (err.provider === undefined && CALLER_FACING.has(err.code));
 }
 
 function shortReason(err: KekError): string {

@@ -10,7 +10,7 @@ import type { Keyring, UnwrapResult, WrapResult } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import type { BrokerMetrics } from './metrics';
 import type { UsageBook } from './usage';
-import { isCallerFacing, newCorrelationId, publicError } from './public-error';
+import { TenantRateLimited, isCallerFacing, newCorrelationId, publicError } from './public-error';
 
 export interface Caller {
   tenant: string;
@@ -44,7 +44,7 @@ export class BrokerService {
   private admit(tenant: string): void {
     const bucket = this.tenantLimits.get(tenant);
     if (bucket && !bucket.tryTake()) {
-      throw new KekError('throttled', `tenant "${tenant}" is over its rate limit (${bucket.ratePerSec} requests/s, burst ${bucket.burst}); slow down or raise tenants.${tenant}.rateLimit`);
+      throw new TenantRateLimited(`tenant "${tenant}" is over its rate limit (${bucket.ratePerSec} requests/s, burst ${bucket.burst}); slow down or raise tenants.${tenant}.rateLimit`);
     }
   }
 
