@@ -12,6 +12,7 @@ import { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import { buildAdminApp, hashToken } from './http/admin';
 import { buildHealthApp } from './http/health';
+import { buildTransit, type TransitHandle } from './http/transit';
 import { splitListen } from './listen';
 import { BrokerMetrics } from './metrics';
 import { createProvider } from './provider-registry';
@@ -29,6 +30,8 @@ export interface BrokerAddresses {
   grpcPort: number;
   httpPort: number;
   adminPort: number;
+  /** 0 when transit is disabled. */
+  transitPort: number;
 }
 
 export class Broker {
@@ -46,6 +49,7 @@ export class Broker {
     private readonly streams: StreamRegistry,
     /** Shared with the health endpoint, which turns not-ready as soon as a drain starts. */
     private readonly state: { shuttingDown: boolean },
+    private readonly transit: TransitHandle | undefined,
   ) {}
 
   static async start(cfg: BrokerConfig, log: Logger): Promise<Broker> {
@@ -89,11 +93,20 @@ export class Broker {
     const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
+    // Vault-compatible transit API on its own listener (docs/transit.md).
+    const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
+    const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
 
-    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state);
+    const apps = transit ? [health, admin, transit.app] : [health, admin];
+    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, transit);
     broker.schedule();
-    log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
+    log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, transit: transit ? cfg.transit.listen : 'disabled', admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
+  }
+
+  /** SIGHUP: take the reloadable parts of a re-read config (today: transit identities and policy file). */
+  reload(next: BrokerConfig): void {
+    this.transit?.reload(next);
   }
 
   /** Periodic refresh + probe, faster while some keyring has no key_id. */
@@ -128,6 +141,7 @@ export class Broker {
     await Promise.all(this.httpApps.map((a) => a.close()));
     await Promise.all(this.providers.map((p) => p.close().catch(() => undefined)));
     this.cache.clear();
+    this.transit?.dataKeys.clear();
     this.log.info('broker stopped');
   }
 }
