@@ -70,6 +70,11 @@ const Transit = Type.Object(
       {
         requestsPerSecond: Type.Number({ minimum: 0, default: 0, description: 'per tenant; 0 = unlimited' }),
         burst: Type.Integer({ minimum: 1, default: 100 }),
+        tenants: Type.Record(
+          Name,
+          Type.Object({ requestsPerSecond: Type.Number({ minimum: 0 }), burst: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+          { default: {}, description: 'per-tenant overrides of requestsPerSecond and burst' },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

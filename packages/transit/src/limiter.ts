@@ -12,16 +12,20 @@ export interface BucketOptions {
   now?: () => number;
 }
 
-/** One token bucket per tenant, refilled lazily on each take (no timers). */
-export function localTokenBuckets(opts: BucketOptions): TenantLimiter {
-  if (opts.ratePerSecond <= 0) return () => true;
+/**
+ * One token bucket per tenant, refilled lazily on each take (no timers). `perTenant` overrides the rate and
+ * burst of named tenants.
+ */
+export function localTokenBuckets(opts: BucketOptions, perTenant: Readonly<Record<string, Omit<BucketOptions, 'now'>>> = {}): TenantLimiter {
   const now = opts.now ?? (() => performance.now());
   const buckets = new Map<string, { tokens: number; at: number }>();
   return (tenant) => {
+    const o = perTenant[tenant] ?? opts;
+    if (o.ratePerSecond <= 0) return true;
     const t = now();
     let b = buckets.get(tenant);
-    if (!b) buckets.set(tenant, (b = { tokens: opts.burst, at: t }));
-    b.tokens = Math.min(opts.burst, b.tokens + ((t - b.at) / 1000) * opts.ratePerSecond);
+    if (!b) buckets.set(tenant, (b = { tokens: o.burst, at: t }));
+    b.tokens = Math.min(o.burst, b.tokens + ((t - b.at) / 1000) * o.ratePerSecond);
     b.at = t;
     if (b.tokens < 1) return false;
     b.tokens -= 1;

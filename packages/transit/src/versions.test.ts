@@ -19,3 +19,8 @@ test('token buckets refill per tenant', () => {
   assert.deepEqual([take('a'), take('a')], [true, false]);
   assert.equal(localTokenBuckets({ ratePerSecond: 0, burst: 1 })('a'), true);
 });
+
+test('per-tenant overrides', () => {
+  const take = localTokenBuckets({ ratePerSecond: 0, burst: 1, now: () => 0 }, { slow: { ratePerSecond: 1, burst: 1 } });
+  assert.deepEqual([take('slow'), take('slow'), take('fast'), take('fast')], [true, false, true, true]);
+});

@@ -39,7 +39,10 @@ export async function buildTransit(cfg: BrokerConfig, keyrings: ReadonlyMap<stri
   let tenants = tenantKeyrings(cfg);
   const app = await buildTransitApp({
     mount: t.mount, engine, auth,
-    limiter: limiter ?? localTokenBuckets({ ratePerSecond: t.rateLimit.requestsPerSecond, burst: t.rateLimit.burst }),
+    limiter: limiter ?? localTokenBuckets(
+      { ratePerSecond: t.rateLimit.requestsPerSecond, burst: t.rateLimit.burst },
+      Object.fromEntries(Object.entries(t.rateLimit.tenants).map(([n, r]) => [n, { ratePerSecond: r.requestsPerSecond, burst: r.burst }])),
+    ),
     tenantKeyrings: (tenant) => tenants.get(tenant),
     maxPlaintextBytes: t.maxPlaintextBytes, maxBatchItems: t.maxBatchItems, bodyLimitBytes: t.bodyLimitBytes, deadlineMs: cfg.limits.deadlineMs,
     log, audit: cfg.log.audit ? log.child({ stream: 'audit' }) : undefined, metrics,
