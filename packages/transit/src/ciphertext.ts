@@ -13,7 +13,7 @@
  * The AAD binds the transit key name, the version N, the tenant and the caller's associated_data, so editing
  * the `v<N>` prefix (to dodge min_decryption_version) or replaying under another key or tenant fails to open.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { zeroize } from '@kekbroker/core';
 
 export const FORMAT = 1;
@@ -47,12 +47,18 @@ export interface Binding {
   associatedData: Buffer;
 }
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Strict standard base64 (what Vault's Go decoder accepts); undefined when it is not. */
+/**
+ * Strict, canonical standard base64; undefined when it is not. Node's decoder skips junk silently, so the
+ * decoded bytes are encoded again and compared: native work, several times faster than a regex on 1 KiB.
+ */
 export function decodeBase64(s: string): Buffer | undefined {
-  if (s.length % 4 !== 0 || !B64.test(s)) return undefined;
-  return Buffer.from(s, 'base64');
+  if (s.length % 4 !== 0) return undefined;
+  const b = Buffer.from(s, 'base64');
+  if (b.toString('base64') !== s) {
+    b.fill(0);
+    return undefined;
+  }
+  return b;
 }
 
 export function parseCiphertext(text: string): ParsedCiphertext {
@@ -84,10 +90,21 @@ function aad(b: Binding): Buffer {
   return Buffer.concat([head, len, b.context, b.associatedData]);
 }
 
-/** The per-message key: HKDF-SHA256 of the data key, domain-separated by transit key name and context. */
+const ZERO_SALT = Buffer.alloc(32);
+const ONE = Buffer.from([1]);
+
+/**
+ * The per-message key: HKDF-SHA256 (RFC 5869, empty salt, one output block) of the data key, domain-separated
+ * by transit key name and context. Written as its two HMACs: crypto.hkdfSync builds KeyObjects per call and
+ * cost ~10x more, which showed as the top of the encrypt profile.
+ */
 function messageKey(dataKey: Uint8Array, b: Binding): Buffer {
-  const info = Buffer.concat([Buffer.from(`kekbroker-transit-key\0${b.keyName}\0`, 'utf8'), b.context]);
-  return Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), info, 32));
+  const prk = createHmac('sha256', ZERO_SALT).update(dataKey).digest();
+  try {
+    return createHmac('sha256', prk).update(`kekbroker-transit-key\0${b.keyName}\0`, 'utf8').update(b.context).update(ONE).digest();
+  } finally {
+    zeroize(prk);
+  }
 }
 
 /** Seal `plaintext` (lent) under `dataKey` (lent); both are only read, synchronously. */
