@@ -91,11 +91,11 @@ export class Broker {
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
     if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
     const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader });
-    const httpPort = await listen(health, cfg.http.listen);
-    const adminPort = await listen(admin, cfg.admin.listen);
-    // Vault-compatible transit API on its own listener (docs/transit.md).
+    // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
     const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
     const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
+    const httpPort = await listen(health, cfg.http.listen);
+    const adminPort = await listen(admin, cfg.admin.listen);
 
     const apps = transit ? [health, admin, transit.app] : [health, admin];
     const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, transit);
