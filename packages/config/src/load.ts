@@ -93,7 +93,7 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
     }
   };
   for (const p of Object.values(cfg.providers)) walk(p);
-  walk(cfg.transit as unknown as Record<string, unknown>); // tls.*File, policyFile
+  walk(cfg.transit); // tls.*File, policyFile
 }
 
 export function deepFreeze<T>(o: T): T {

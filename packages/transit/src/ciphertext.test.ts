@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeBase64, open, parseCiphertext, seal } from './ciphertext';
+import { decodeBase64, messageKey, open, parseCiphertext, seal } from './ciphertext';
 
 test('the message key is RFC 5869 HKDF-SHA256 (checked against crypto.hkdfSync), the AAD as documented', () => {
   const dk = randomBytes(32);
   const b = { keyName: 'k', version: 1, tenant: 't', context: Buffer.from('ctx'), associatedData: Buffer.from('ad') };
-  const ct = seal(dk, Buffer.from('env'), Buffer.from('hello'), b);
+  const ct = seal(messageKey(dk, b), Buffer.from('env'), Buffer.from('hello'), b);
   const p = parseCiphertext(ct);
   assert.equal(open(dk, p, b).toString(), 'hello');
   assert.deepEqual(p.envelope, Buffer.from('env'));

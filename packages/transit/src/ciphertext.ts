@@ -13,7 +13,7 @@
  * The AAD binds the transit key name, the version N, the tenant and the caller's associated_data, so editing
  * the `v<N>` prefix (to dodge min_decryption_version) or replaying under another key or tenant fails to open.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync } from 'node:crypto';
 import { zeroize } from '@kekbroker/core';
 
 export const FORMAT = 1;
@@ -98,7 +98,7 @@ const ONE = Buffer.from([1]);
  * by transit key name and context. Written as its two HMACs: crypto.hkdfSync builds KeyObjects per call and
  * cost ~10x more, which showed as the top of the encrypt profile.
  */
-function messageKey(dataKey: Uint8Array, b: Binding): Buffer {
+export function messageKey(dataKey: Uint8Array, b: Pick<Binding, 'keyName' | 'context'>): Buffer {
   const prk = createHmac('sha256', ZERO_SALT).update(dataKey).digest();
   try {
     return createHmac('sha256', prk).update(`kekbroker-transit-key\0${b.keyName}\0`, 'utf8').update(b.context).update(ONE).digest();
@@ -107,22 +107,33 @@ function messageKey(dataKey: Uint8Array, b: Binding): Buffer {
   }
 }
 
-/** Seal `plaintext` (lent) under `dataKey` (lent); both are only read, synchronously. */
-export function seal(dataKey: Uint8Array, envelope: Uint8Array, plaintext: Uint8Array, b: Binding): string {
-  if (envelope.length > 0xffff) throw new Error('data-key envelope too large for the transit format');
-  const key = messageKey(dataKey, b);
-  try {
-    const nonce = randomBytes(NONCE_BYTES);
-    const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-    c.setAAD(aad(b));
-    const head = Buffer.alloc(3);
-    head[0] = FORMAT;
-    head.writeUInt16BE(envelope.length, 1);
-    const body = Buffer.concat([head, envelope, nonce, c.update(plaintext), c.final(), c.getAuthTag()]);
-    return `${PREFIX}${b.version}:${body.toString('base64')}`;
-  } finally {
-    zeroize(key);
+/** Random nonces drawn from a pooled CSPRNG buffer: one randomFillSync per 1024 messages, not per message. */
+const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 1024);
+let noncePos = NONCE_POOL.length;
+function nextNonce(): Buffer {
+  if (noncePos === NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePos = 0;
   }
+  const n = Buffer.from(NONCE_POOL.subarray(noncePos, noncePos + NONCE_BYTES));
+  noncePos += NONCE_BYTES;
+  return n;
+}
+
+/**
+ * Seal `plaintext` under a message key from `messageKey` (both lent; read synchronously). Callers that seal
+ * many messages under one data key and context reuse the message key (see DataKeyCache).
+ */
+export function seal(msgKey: Uint8Array, envelope: Uint8Array, plaintext: Uint8Array, b: Binding): string {
+  if (envelope.length > 0xffff) throw new Error('data-key envelope too large for the transit format');
+  const nonce = nextNonce();
+  const c = createCipheriv('aes-256-gcm', msgKey, nonce, { authTagLength: TAG_BYTES });
+  c.setAAD(aad(b));
+  const head = Buffer.alloc(3);
+  head[0] = FORMAT;
+  head.writeUInt16BE(envelope.length, 1);
+  const body = Buffer.concat([head, envelope, nonce, c.update(plaintext), c.final(), c.getAuthTag()]);
+  return `${PREFIX}${b.version}:${body.toString('base64')}`;
 }
 
 /** Open a parsed ciphertext; the caller owns (and zeroes) the returned plaintext. Throws CiphertextError. */

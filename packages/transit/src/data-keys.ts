@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { KEY_BYTES, KekError, decodeEnvelope, generationOf, zeroize } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
+import { messageKey } from './ciphertext';
 import { latestVersion, versionOfRef } from './versions';
 
 export interface DataKeyLimits {
@@ -30,10 +31,13 @@ export interface DataKeyView {
   readonly dataKey: Buffer;
   readonly envelope: Buffer;
   readonly version: number;
+  /** The message key for (transit key, context), derived once per data key and kept by the entry. */
+  messageKey(keyName: string, context: Buffer): Buffer;
 }
 
 interface Entry extends DataKeyView {
   readonly keyId: string;
+  readonly derived: Map<string, Buffer>;
   readonly createdAt: number;
   messages: number;
   bytes: number;
@@ -105,7 +109,7 @@ export class DataKeyCache {
       const slot = slotOf(spec, wrapped.keyId);
       this.retire(slot);
       if (slot !== requestedSlot) this.retire(requestedSlot);
-      this.entries.set(slot, { dataKey, envelope: wrapped.ciphertext, version, keyId: wrapped.keyId, createdAt: this.now(), messages: 0, bytes: 0 });
+      this.entries.set(slot, newEntry(dataKey, wrapped.ciphertext, version, wrapped.keyId, this.now()));
       handedOver = true;
       this.created += 1;
       this.onCreate?.(spec.keyName);
@@ -119,7 +123,9 @@ export class DataKeyCache {
     const e = this.entries.get(slot);
     if (!e) return;
     this.entries.delete(slot);
-    zeroize(e.dataKey); // safe: readers only touch it inside a synchronous callback
+    // Safe: readers only touch these inside a synchronous callback.
+    zeroize(e.dataKey, ...e.derived.values());
+    e.derived.clear();
   }
 
   private evictOverflow(): void {
@@ -137,6 +143,28 @@ export class DataKeyCache {
     for (const slot of [...this.entries.keys()]) this.retire(slot);
     clearInterval(this.sweeper);
   }
+}
+
+/** Derived message keys kept per data key; past this many contexts the memo starts over. */
+const MAX_DERIVED = 1024;
+
+function newEntry(dataKey: Buffer, envelope: Buffer, version: number, keyId: string, createdAt: number): Entry {
+  const derived = new Map<string, Buffer>();
+  return {
+    dataKey, envelope, version, keyId, createdAt, messages: 0, bytes: 0, derived,
+    messageKey(keyName, context) {
+      const id = `${keyName}\0${context.toString('base64')}`;
+      let k = derived.get(id);
+      if (!k) {
+        if (derived.size >= MAX_DERIVED) {
+          zeroize(...derived.values());
+          derived.clear();
+        }
+        derived.set(id, (k = messageKey(dataKey, { keyName, context })));
+      }
+      return k;
+    },
+  };
 }
 
 function slotOf(spec: DataKeySpec, keyId: string): string {

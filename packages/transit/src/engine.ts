@@ -75,7 +75,7 @@ export class TransitEngine {
     if (want !== 0 && want !== latest) throw new TransitError(400, `kekbroker encrypts with the latest key version only (${latest}): omit key_version or set it to 0 or ${latest}`);
     try {
       return await this.dataKeys.use({ keyName: k.name, tenant, keyring: k.keyring, versionProvider: k.versionProvider }, plaintext.length, signal, (dk) => ({
-        ciphertext: seal(dk.dataKey, dk.envelope, plaintext, binding(k, dk.version, tenant, context, ad)),
+        ciphertext: seal(dk.messageKey(k.name, context), dk.envelope, plaintext, binding(k, dk.version, tenant, context, ad)),
         key_version: dk.version,
       }));
     } catch (e) {
