@@ -96,7 +96,7 @@ export async function buildTransitApp(o: TransitAppOptions): Promise<FastifyInst
     if (!t || !t.key) return;
     const seconds = reply.elapsedTime / 1000;
     const result = reply.statusCode < 300 ? 'ok' : String(reply.statusCode);
-    o.metrics?.observe(t.op, o.engine.names().includes(t.key) ? t.key : 'unknown', t.identity.tenant, result, seconds, t.items);
+    o.metrics?.observe(t.op, o.engine.has(t.key) ? t.key : 'unknown', t.identity.tenant, result, seconds, t.items);
     o.audit?.info({ op: `transit.${t.op}`, tenant: t.identity.tenant, transitKey: t.key, versions: [...t.versions], batch: t.items, status: reply.statusCode, result, latencyMs: Math.round(seconds * 1e4) / 10 }, 'transit');
   });
 
@@ -134,8 +134,18 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net
   socket.end(`HTTP/1.1 ${list ? '405 Method Not Allowed' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
+const SHARED_SIGNAL_WINDOW_MS = 50;
+const deadlineSignals = new WeakMap<TransitAppOptions, { signal: AbortSignal; until: number }>();
+
+/**
+ * The request's deadline. Requests starting within the same 50 ms share one AbortSignal.timeout: a timer per
+ * request cost ~70 µs, a tenth of a whole encrypt; deadlines then end between deadlineMs - 50 ms and deadlineMs.
+ */
 export function signalFor(o: TransitAppOptions): AbortSignal {
-  return AbortSignal.timeout(o.deadlineMs);
+  const now = performance.now();
+  let cur = deadlineSignals.get(o);
+  if (!cur || now >= cur.until) deadlineSignals.set(o, (cur = { signal: AbortSignal.timeout(o.deadlineMs), until: now + SHARED_SIGNAL_WINDOW_MS }));
+  return cur.signal;
 }
 
 export type { FastifyReply };

@@ -36,6 +36,10 @@ export class TransitEngine {
     private readonly maxPlaintextBytes: number,
   ) {}
 
+  has(name: string): boolean {
+    return this.keys.has(name);
+  }
+
   names(): string[] {
     return [...this.keys.keys()].sort();
   }

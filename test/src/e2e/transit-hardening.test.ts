@@ -36,6 +36,21 @@ describe('transit API: non-default mount, fuzz, rate limit, SIGHUP', { timeout: 
     assert.equal((await call(b, 'POST', '/v1/transit/encrypt/app', { plaintext: pt })).status, 404);
   });
 
+  it('serves its OpenAPI document, generated from the route schemas, without a token', async () => {
+    const r = await fetch(`${b.url}/v1/${MOUNT}/openapi.json`);
+    assert.equal(r.status, 200);
+    const doc = (await r.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>> };
+    assert.match(doc.openapi, /^3\./);
+    for (const p of ['encrypt', 'decrypt', 'rewrap']) {
+      const post = doc.paths[`/v1/${MOUNT}/${p}/{name}`]?.['post'];
+      assert.ok(post, `${p} documented`);
+      const props = Object.values(post.requestBody?.content ?? {})[0]?.schema.properties ?? {};
+      assert.ok('batch_input' in props && 'partial_failure_response_code' in props, `${p} body schema documented`);
+    }
+    assert.ok(doc.paths[`/v1/${MOUNT}/keys/{name}/config`]);
+    assert.ok(doc.paths[`/v1/${MOUNT}/datakey/{type}/{name}`]);
+  });
+
   it('fuzz: random bodies, paths, methods and content types: no 5xx, no crash', async () => {
     const paths = ['encrypt/app', 'decrypt/app', 'rewrap/app', 'datakey/plaintext/app', 'datakey/wrapped/orders', 'keys/app', 'keys/app/config', 'keys', 'encrypt/orders', 'decrypt/orders'];
     const field = fc.oneof(fc.string(), fc.base64String(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.jsonValue({ maxDepth: 3 }), fc.constant(good), fc.constant(good.replace(/.$/, '')));
