@@ -87,13 +87,22 @@ export async function buildTransitApp(o: TransitAppOptions): Promise<FastifyInst
     const identity = o.auth.identify(req.raw);
     if (!identity) throw new Denied();
     // Rate-limited before any work (and before the body is parsed): a flood costs as little as possible.
-    if (!o.limiter(identity.tenant)) throw new TransitError(429, 'rate limit quota exceeded');
     req.transit = { identity, op: 'read', key: '', items: 0, versions: new Set() };
+    if (!o.limiter(identity.tenant)) throw new TransitError(429, 'rate limit quota exceeded');
   });
 
   app.addHook('onResponse', async (req, reply) => {
     const t = req.transit;
-    if (!t || !t.key) return;
+    if (!t) {
+      // Refused before identification (no or unknown credentials, rate limit, malformed): still one audit line.
+      o.audit?.info({ op: 'transit.unauthenticated', route: req.routeOptions.url ?? 'unknown', status: reply.statusCode, result: String(reply.statusCode) }, 'transit');
+      return;
+    }
+    if (!t.key) {
+      // Refused before a key was named (rate limit, bad body, unknown path).
+      o.audit?.info({ op: 'transit.request', tenant: t.identity.tenant, route: req.routeOptions.url ?? 'unknown', status: reply.statusCode, result: String(reply.statusCode) }, 'transit');
+      return;
+    }
     const seconds = reply.elapsedTime / 1000;
     const result = reply.statusCode < 300 ? 'ok' : String(reply.statusCode);
     o.metrics?.observe(t.op, o.engine.has(t.key) ? t.key : 'unknown', t.identity.tenant, result, seconds, t.items);

@@ -8,7 +8,7 @@ test('the message key is RFC 5869 HKDF-SHA256 (checked against crypto.hkdfSync),
   const b = { keyName: 'k', version: 1, tenant: 't', context: Buffer.from('ctx'), associatedData: Buffer.from('ad') };
   const ct = seal(messageKey(dk, b), Buffer.from('env'), Buffer.from('hello'), b);
   const p = parseCiphertext(ct);
-  assert.equal(open(dk, p, b).toString(), 'hello');
+  assert.equal(open(messageKey(dk, b), p, b).toString(), 'hello');
   assert.deepEqual(p.envelope, Buffer.from('env'));
   const key = Buffer.from(hkdfSync('sha256', dk, Buffer.alloc(0), Buffer.concat([Buffer.from('kekbroker-transit-key\0k\0'), b.context]), 32));
   const d = createDecipheriv('aes-256-gcm', key, p.nonce);

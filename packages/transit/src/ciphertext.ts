@@ -136,22 +136,17 @@ export function seal(msgKey: Uint8Array, envelope: Uint8Array, plaintext: Uint8A
   return `${PREFIX}${b.version}:${body.toString('base64')}`;
 }
 
-/** Open a parsed ciphertext; the caller owns (and zeroes) the returned plaintext. Throws CiphertextError. */
-export function open(dataKey: Uint8Array, ct: ParsedCiphertext, b: Binding): Buffer {
-  const key = messageKey(dataKey, b);
+/** Open a parsed ciphertext with its message key (lent); the caller owns (and zeroes) the plaintext. */
+export function open(msgKey: Uint8Array, ct: ParsedCiphertext, b: Binding): Buffer {
+  const d = createDecipheriv('aes-256-gcm', msgKey, ct.nonce, { authTagLength: TAG_BYTES });
+  d.setAAD(aad(b));
+  d.setAuthTag(ct.sealed.subarray(ct.sealed.length - TAG_BYTES));
+  const out = d.update(ct.sealed.subarray(0, ct.sealed.length - TAG_BYTES));
   try {
-    const d = createDecipheriv('aes-256-gcm', key, ct.nonce, { authTagLength: TAG_BYTES });
-    d.setAAD(aad(b));
-    d.setAuthTag(ct.sealed.subarray(ct.sealed.length - TAG_BYTES));
-    const out = d.update(ct.sealed.subarray(0, ct.sealed.length - TAG_BYTES));
-    try {
-      d.final();
-    } catch {
-      zeroize(out);
-      throw new CiphertextError('cipher: message authentication failed');
-    }
-    return out;
-  } finally {
-    zeroize(key);
+    d.final();
+  } catch {
+    zeroize(out);
+    throw new CiphertextError('cipher: message authentication failed');
   }
+  return out;
 }

@@ -34,7 +34,7 @@ async function setup(limits = DEFAULT_LIMITS, policyFile?: string) {
   const dataKeys = new DataKeyCache(limits);
   const policy = new PolicyStore(new Map(), policyFile ?? path.join(dir, 'policy.json'));
   const engine = new TransitEngine(keys, policy, dataKeys, 1024 * 1024);
-  return { engine, keys, keyring, dataKeys, calls: () => calls, freshEngine: async () => {
+  return { engine, keys, keyring, dataKeys, dir, calls: () => calls, freshEngine: async () => {
     // A new replica: new keyring (cold L1), new data-key cache; same KMS (keystore file).
     const k2 = mk(cache());
     await k2.refresh(sig());
@@ -113,6 +113,21 @@ describe('transit engine', () => {
     // The policy survives a restart: a new engine over the same policy file and keystore.
     const cold = await s.freshEngine();
     await rejects(cold.engine.decrypt(key(cold.keys, 'app'), 't', { ciphertext: v1.ciphertext }, sig()), 400, /too old/);
+  });
+
+  it('a replica that has not seen a rotation yet re-reads versions instead of calling v(N+1) too new', async () => {
+    const s = await setup();
+    // Replica B: its own provider instance on the same keystore, its own keyring, described before the rotation.
+    const localB = await LocalProvider.open({ id: 'local', keystore: path.join(s.dir, 'ks.json') });
+    const ringB = new Keyring({ name: 'ring', providers: [localB], cache: new LruCache({ maxEntries: 10, ttlMs: 60_000 }) });
+    await ringB.refresh(sig());
+    const appB: TransitKey = { name: 'app', keyring: ringB, versionProvider: 'local', derived: false };
+    const engineB = new TransitEngine(new Map([['app', appB]]), new PolicyStore(new Map(), undefined), new DataKeyCache(), 1024);
+    await s.engine.rotate(key(s.keys, 'app'), sig());
+    const v2 = await s.engine.encrypt(key(s.keys, 'app'), 't', { plaintext: b64('fresh') }, sig());
+    assert.equal(v2.key_version, 2);
+    assert.equal((await engineB.decrypt(appB, 't', { ciphertext: v2.ciphertext }, sig())).plaintext, b64('fresh'));
+    await rejects(engineB.decrypt(appB, 't', { ciphertext: v2.ciphertext.replace('vault:v2:', 'vault:v3:') }, sig()), 400, /version is too new/);
   });
 
   it('refuses bad input with Vault messages', async () => {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { toKekError, zeroize } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
-import { CiphertextError, decodeBase64, open, parseCiphertext, seal, type Binding } from './ciphertext';
+import { CiphertextError, decodeBase64, messageKey, open, parseCiphertext, seal, type Binding } from './ciphertext';
 import type { DataKeyCache } from './data-keys';
 import { PolicyReadOnlyError, type KeyPolicy, type PolicyStore } from './policy';
 import { latestVersion } from './versions';
@@ -26,6 +26,15 @@ export interface TransitKey {
 export interface EncryptItem { plaintext?: string; context?: string; key_version?: number; associated_data?: string }
 export interface DecryptItem { ciphertext?: string; context?: string; associated_data?: string }
 
+/** Per-request message keys by (envelope, context); see TransitEngine.open and releaseMemo. */
+export type MessageKeyMemo = Map<string, Promise<Buffer>>;
+
+/** Zero every message key of a request's memo, once every item has settled. */
+export async function releaseMemo(memo: MessageKeyMemo): Promise<void> {
+  for (const p of memo.values()) zeroize(await p.catch(() => undefined));
+  memo.clear();
+}
+
 const DERIVED_MISSING = "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key";
 
 export class TransitEngine {
@@ -35,6 +44,8 @@ export class TransitEngine {
     private readonly dataKeys: DataKeyCache,
     private readonly maxPlaintextBytes: number,
   ) {}
+
+  private readonly refreshes = new Map<string, { at: number; pending: boolean; done: Promise<void> }>();
 
   has(name: string): boolean {
     return this.keys.has(name);
@@ -54,6 +65,23 @@ export class TransitEngine {
     const v = latestVersion(k.keyring.status(), k.versionProvider);
     if (v === undefined) throw new TransitError(503, `key ${k.name} is not ready: ${k.keyring.status().reason}`);
     return v;
+  }
+
+  /**
+   * Another replica may have rotated a moment ago (this one re-reads versions every 15 s): before calling a
+   * ciphertext "too new", re-read the keyring's versions, at most once a second per key so that forged
+   * `v999` prefixes cannot turn into a KMS call each.
+   */
+  private async refreshedLatest(k: TransitKey, signal: AbortSignal): Promise<number> {
+    const now = Date.now();
+    let r = this.refreshes.get(k.name);
+    if (!r || (now - r.at >= 1000 && !r.pending)) {
+      const entry: { at: number; pending: boolean; done: Promise<void> } = { at: now, pending: true, done: Promise.resolve() };
+      entry.done = k.keyring.refresh(signal).catch(() => undefined).finally(() => { entry.pending = false; });
+      this.refreshes.set(k.name, (r = entry));
+    }
+    await r.done;
+    return this.latest(k);
   }
 
   async encrypt(k: TransitKey, tenant: string, item: EncryptItem, signal: AbortSignal): Promise<{ ciphertext: string; key_version: number }> {
@@ -87,8 +115,12 @@ export class TransitEngine {
     }
   }
 
-  /** Returns the plaintext (owned by the caller, who zeroes it) and the version it was sealed under. */
-  async open(k: TransitKey, tenant: string, item: DecryptItem, signal: AbortSignal): Promise<{ plaintext: Buffer; version: number }> {
+  /**
+   * Returns the plaintext (owned by the caller, who zeroes it) and the version it was sealed under. `keys`, if
+   * given, is the request's memo of message keys by (envelope, context): the items of a batch mostly share a
+   * data key, so it is unwrapped and derived once per request. The request owns the memo and zeroes it.
+   */
+  async open(k: TransitKey, tenant: string, item: DecryptItem, signal: AbortSignal, keys?: MessageKeyMemo): Promise<{ plaintext: Buffer; version: number }> {
     if (item.ciphertext === undefined || item.ciphertext === '') throw new TransitError(400, 'missing ciphertext to decrypt');
     const context = this.context(k, item.context);
     const ad = item.associated_data === undefined ? Buffer.alloc(0) : b64(item.associated_data, 'associated_data');
@@ -98,22 +130,38 @@ export class TransitEngine {
     } catch (e) {
       throw new TransitError(400, (e as Error).message);
     }
-    if (ct.version > this.latest(k)) throw new TransitError(400, 'invalid ciphertext: version is too new');
+    if (ct.version > this.latest(k) && ct.version > (await this.refreshedLatest(k, signal))) throw new TransitError(400, 'invalid ciphertext: version is too new');
     if (ct.version < this.policy.get(k.name).minDecryptionVersion) throw new TransitError(400, 'ciphertext or signature version is disallowed by policy (too old)');
-    let dataKey: Buffer | undefined;
+    const derive = async (): Promise<Buffer> => {
+      let dataKey: Buffer | undefined;
+      try {
+        dataKey = (await k.keyring.unwrap(tenant, ct.envelope, signal)).plaintext;
+        return messageKey(dataKey, { keyName: k.name, context });
+      } finally {
+        zeroize(dataKey);
+      }
+    };
+    let msgKey: Buffer | undefined;
     try {
-      dataKey = (await k.keyring.unwrap(tenant, ct.envelope, signal)).plaintext;
-      return { plaintext: open(dataKey, ct, binding(k, ct.version, tenant, context, ad)), version: ct.version };
+      if (keys) {
+        const id = `${ct.envelope.toString('latin1')}\0${context.toString('base64')}`;
+        let p = keys.get(id);
+        if (!p) keys.set(id, (p = derive()));
+        msgKey = await p;
+      } else {
+        msgKey = await derive();
+      }
+      return { plaintext: open(msgKey, ct, binding(k, ct.version, tenant, context, ad)), version: ct.version };
     } catch (e) {
       if (e instanceof CiphertextError || e instanceof TransitError) throw new TransitError(400, e.message);
       throw fromKek(e);
     } finally {
-      zeroize(dataKey);
+      if (!keys) zeroize(msgKey);
     }
   }
 
-  async decrypt(k: TransitKey, tenant: string, item: DecryptItem, signal: AbortSignal): Promise<{ plaintext: string }> {
-    const { plaintext } = await this.open(k, tenant, item, signal);
+  async decrypt(k: TransitKey, tenant: string, item: DecryptItem, signal: AbortSignal, keys?: MessageKeyMemo): Promise<{ plaintext: string }> {
+    const { plaintext } = await this.open(k, tenant, item, signal, keys);
     try {
       return { plaintext: plaintext.toString('base64') };
     } finally {
@@ -121,8 +169,8 @@ export class TransitEngine {
     }
   }
 
-  async rewrap(k: TransitKey, tenant: string, item: DecryptItem & { key_version?: number }, signal: AbortSignal): Promise<{ ciphertext: string; key_version: number }> {
-    const { plaintext } = await this.open(k, tenant, item, signal);
+  async rewrap(k: TransitKey, tenant: string, item: DecryptItem & { key_version?: number }, signal: AbortSignal, keys?: MessageKeyMemo): Promise<{ ciphertext: string; key_version: number }> {
+    const { plaintext } = await this.open(k, tenant, item, signal, keys);
     try {
       return await this.sealWithLatest(k, tenant, plaintext, item, signal);
     } finally {

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authorize, envelope, signalFor, type TransitAppOptions } from './app';
-import { TransitError, type DecryptItem, type EncryptItem, type TransitKey } from './engine';
+import { TransitError, releaseMemo, type DecryptItem, type EncryptItem, type MessageKeyMemo, type TransitKey } from './engine';
 import type { schemas as schemasOf } from './schemas';
 
 type Schemas = ReturnType<typeof schemasOf>;
@@ -119,18 +119,24 @@ async function batch(o: TransitAppOptions, req: FastifyRequest, reply: FastifyRe
   if (!single && items.some((i) => withContext(i) !== withContext(items[0] as Item))) throw new TransitError(400, MIXED_CONTEXT);
   const tenant = tenantOf(req);
   const signal = signalFor(o);
-  const results = await Promise.all(
-    items.map(async (item) => {
-      try {
-        const out = op === 'decrypt' ? await o.engine.decrypt(key, tenant, item, signal) : op === 'encrypt' ? await o.engine.encrypt(key, tenant, item, signal) : await o.engine.rewrap(key, tenant, item, signal);
-        if ('key_version' in out) track(req, items.length, out.key_version);
-        return { ok: true as const, out, reference: item.reference };
-      } catch (e) {
-        if (!(e instanceof TransitError)) throw e;
-        return { ok: false as const, error: e, reference: item.reference };
-      }
-    }),
-  );
+  const memo: MessageKeyMemo = new Map();
+  let results;
+  try {
+    results = await Promise.all(
+      items.map(async (item) => {
+        try {
+          const out = op === 'decrypt' ? await o.engine.decrypt(key, tenant, item, signal, memo) : op === 'encrypt' ? await o.engine.encrypt(key, tenant, item, signal) : await o.engine.rewrap(key, tenant, item, signal, memo);
+          if ('key_version' in out) track(req, items.length, out.key_version);
+          return { ok: true as const, out, reference: item.reference };
+        } catch (e) {
+          if (!(e instanceof TransitError)) throw e;
+          return { ok: false as const, error: e, reference: item.reference };
+        }
+      }),
+    );
+  } finally {
+    await releaseMemo(memo);
+  }
   track(req, items.length);
   if (single) {
     const r = results[0] as (typeof results)[number];
