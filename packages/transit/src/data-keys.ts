@@ -52,6 +52,8 @@ export interface DataKeySpec {
 
 export class DataKeyCache {
   private readonly entries = new Map<string, Entry>();
+  /** The same entries by (tenant, envelope), so a decrypt of a recent ciphertext needs no unwrap at all. */
+  private readonly byEnvelope = new Map<string, Entry>();
   private readonly flights = new Map<string, Promise<void>>();
   private readonly sweeper: NodeJS.Timeout;
   /** Data keys created (each one keyring wrap, i.e. one call per provider). */
@@ -95,6 +97,17 @@ export class DataKeyCache {
     throw new KekError('unavailable', 'transit: could not obtain a fresh data key; retry');
   }
 
+  /**
+   * Decrypt side: run `fn` with the data key of `envelope` if this replica made it for `tenant`, it is still
+   * within its age limit, and it belongs to the keyring's current generation (a retired or revoked generation
+   * is never served from here); otherwise undefined, and the caller unwraps through the keyring.
+   */
+  withEnvelope<T>(tenant: string, envelope: Buffer, keyring: Keyring, fn: (k: DataKeyView) => T): T | undefined {
+    const e = this.byEnvelope.get(envelopeSlot(tenant, envelope));
+    if (!e || e.keyId !== keyring.keyId || this.now() - e.createdAt >= this.limits.maxAgeMs) return undefined;
+    return fn(e);
+  }
+
   private fresh(e: Entry, bytes: number): boolean {
     return this.now() - e.createdAt < this.limits.maxAgeMs && e.messages < this.limits.maxMessages && e.bytes + bytes <= this.limits.maxBytes;
   }
@@ -109,7 +122,9 @@ export class DataKeyCache {
       const slot = slotOf(spec, wrapped.keyId);
       this.retire(slot);
       if (slot !== requestedSlot) this.retire(requestedSlot);
-      this.entries.set(slot, newEntry(dataKey, wrapped.ciphertext, version, wrapped.keyId, this.now()));
+      const entry = newEntry(dataKey, wrapped.ciphertext, version, wrapped.keyId, this.now());
+      this.entries.set(slot, entry);
+      this.byEnvelope.set(envelopeSlot(spec.tenant, wrapped.ciphertext), entry);
       handedOver = true;
       this.created += 1;
       this.onCreate?.(spec.keyName);
@@ -123,6 +138,7 @@ export class DataKeyCache {
     const e = this.entries.get(slot);
     if (!e) return;
     this.entries.delete(slot);
+    for (const [k, v] of this.byEnvelope) if (v === e) this.byEnvelope.delete(k);
     // Safe: readers only touch these inside a synchronous callback.
     zeroize(e.dataKey, ...e.derived.values());
     e.derived.clear();
@@ -165,6 +181,10 @@ function newEntry(dataKey: Buffer, envelope: Buffer, version: number, keyId: str
       return k;
     },
   };
+}
+
+function envelopeSlot(tenant: string, envelope: Buffer): string {
+  return `${tenant}\0${envelope.toString('latin1')}`;
 }
 
 function slotOf(spec: DataKeySpec, keyId: string): string {

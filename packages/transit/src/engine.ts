@@ -141,6 +141,15 @@ export class TransitEngine {
         zeroize(dataKey);
       }
     };
+    const b = binding(k, ct.version, tenant, context, ad);
+    try {
+      // A ciphertext this replica sealed recently: its data key is still in the encrypt-side cache.
+      const recent = this.dataKeys.withEnvelope(tenant, ct.envelope, k.keyring, (dk) => open(dk.messageKey(k.name, context), ct, b));
+      if (recent) return { plaintext: recent, version: ct.version };
+    } catch (e) {
+      if (e instanceof CiphertextError) throw new TransitError(400, e.message);
+      throw e;
+    }
     let msgKey: Buffer | undefined;
     try {
       if (keys) {
@@ -151,7 +160,7 @@ export class TransitEngine {
       } else {
         msgKey = await derive();
       }
-      return { plaintext: open(msgKey, ct, binding(k, ct.version, tenant, context, ad)), version: ct.version };
+      return { plaintext: open(msgKey, ct, b), version: ct.version };
     } catch (e) {
       if (e instanceof CiphertextError || e instanceof TransitError) throw new TransitError(400, e.message);
       throw fromKek(e);
