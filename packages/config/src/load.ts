@@ -8,6 +8,7 @@ import path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { BROKER_PROVIDER_KEYS, ConfigSchema, type BrokerConfig } from './schema';
+import { transitProblems } from './transit-checks';
 
 /** JSON schemas of provider sections, by provider type (e.g. { local: {...}, 'aws-kms': {...} }). */
 export type ProviderSchemas = Readonly<Record<string, object>>;
@@ -82,6 +83,7 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
   }
   if (!cfg.grpc.insecureLoopback && !cfg.grpc.tls) problems.push('/grpc/tls: required unless grpc.insecureLoopback is true (dev mode)');
   if (cfg.grpc.insecureLoopback && !isLoopback(cfg.grpc.listen)) problems.push(`/grpc/listen: insecureLoopback only binds a loopback address, not ${cfg.grpc.listen}`);
+  problems.push(...transitProblems(cfg));
   if (problems.length) throw new ConfigError(file, problems);
   return cfg;
 }
@@ -117,6 +119,7 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
     }
   };
   for (const p of Object.values(cfg.providers)) walk(p);
+  walk(cfg.transit); // tls.*File, policyFile
 }
 
 export function deepFreeze<T>(o: T): T {

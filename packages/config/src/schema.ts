@@ -44,6 +44,80 @@ const RateLimit = Type.Object(
 /** Keys of a provider section that belong to the broker, not to the provider package. */
 export const BROKER_PROVIDER_KEYS = ['breaker', 'budget'] as const;
 // ---- end issue 8 ----
+// ---- transit (Vault-compatible transit HTTP API; see docs/transit.md) -------------------------------------
+const TransitOp = Type.Union(['encrypt', 'decrypt', 'rewrap', 'datakey', 'read', 'rotate', 'config'].map((o) => Type.Literal(o)));
+const Transit = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false }),
+    listen: Type.String({ ...Listen, default: '127.0.0.1:8200' }),
+    mount: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', default: 'transit', description: 'paths are /v1/<mount>/...' }),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          certFile: Type.String(),
+          keyFile: Type.String(),
+          clientCaFile: Type.Optional(Type.String({ description: 'when set, client certificates signed by it identify callers (identities[].clientCertName)' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    keys: Type.Record(
+      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' }),
+      Type.Object(
+        {
+          keyring: Name,
+          versionProvider: Type.Optional(Type.String({ description: "provider whose version numbers are the key's versions (local or gcp-kms); default: the keyring's first provider" })),
+          derived: Type.Boolean({ default: false, description: 'require a context on every request (Vault derived keys)' }),
+          minDecryptionVersion: Type.Integer({ minimum: 1, default: 1 }),
+          minEncryptionVersion: Type.Integer({ minimum: 0, default: 0 }),
+          deletionAllowed: Type.Boolean({ default: false }),
+        },
+        { additionalProperties: false },
+      ),
+      { default: {} },
+    ),
+    identities: Type.Array(
+      Type.Object(
+        {
+          tokenSha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 (hex) of the Vault token' })),
+          clientCertName: Type.Optional(Type.String({ minLength: 1, description: '"CN=<name>" or a SAN URI of an mTLS client certificate' })),
+          tenant: Name,
+          keys: Type.Array(Type.String({ minLength: 1 }), { default: ['*'], description: 'transit key names, or "*"' }),
+          operations: Type.Array(TransitOp, { default: ['encrypt', 'decrypt', 'rewrap', 'datakey', 'read'], uniqueItems: true }),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [], description: 'reloaded on SIGHUP' },
+    ),
+    policyFile: Type.Optional(Type.String({ description: 'where keys/:name/config changes made through the API are kept; without it they are refused' })),
+    maxPlaintextBytes: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, default: 1024 * 1024 }),
+    maxBatchItems: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 32 * 1024 * 1024 }),
+    rateLimit: Type.Object(
+      {
+        requestsPerSecond: Type.Number({ minimum: 0, default: 0, description: 'per tenant; 0 = unlimited' }),
+        burst: Type.Integer({ minimum: 1, default: 100 }),
+        tenants: Type.Record(
+          Name,
+          Type.Object({ requestsPerSecond: Type.Number({ minimum: 0 }), burst: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+          { default: {}, description: 'per-tenant overrides of requestsPerSecond and burst' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    dataKeys: Type.Object(
+      {
+        maxAgeSeconds: Type.Integer({ minimum: 1, maximum: 24 * 3600, default: 300 }),
+        maxMessages: Type.Integer({ minimum: 1, maximum: 2 ** 32, default: 2 ** 30, description: 'AES-GCM random nonces: stay well below 2^32' }),
+        maxBytes: Type.Number({ minimum: 1, maximum: 2 ** 50, default: 2 ** 40 }),
+        maxEntries: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+// ---- end transit ------------------------------------------------------------------------------------------
 
 export const ConfigSchema = Type.Object(
   {
@@ -146,6 +220,7 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    transit: Transit,
   },
   { additionalProperties: false },
 );

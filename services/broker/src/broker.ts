@@ -15,6 +15,7 @@ import { DrillRunner } from './drills/drills';
 import { FaultHookProvider } from './drills/fault-hook';
 import { TOKEN_SYNTAX, buildAdminApp, hashToken } from './http/admin';
 import { buildHealthApp } from './http/health';
+import { buildTransit, type TransitHandle } from './http/transit';
 import { splitListen } from './listen';
 import { BrokerMetrics } from './metrics';
 import { createProvider } from './provider-registry';
@@ -32,6 +33,8 @@ export interface BrokerAddresses {
   grpcPort: number;
   httpPort: number;
   adminPort: number;
+  /** 0 when transit is disabled. */
+  transitPort: number;
 }
 
 export class Broker {
@@ -51,6 +54,7 @@ export class Broker {
     /** Shared with the health endpoint, which turns not-ready as soon as a drain starts. */
     private readonly state: { shuttingDown: boolean },
     private readonly drills: DrillRunner,
+    private readonly transit: TransitHandle | undefined,
   ) {}
 
   static async start(cfg: BrokerConfig, log: Logger): Promise<Broker> {
@@ -117,13 +121,22 @@ export class Broker {
     }
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
     const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, isLeader, drills, usage: service.usage });
+    // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
+    const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
+    const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
 
-    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state, drills);
+    const apps = transit ? [health, admin, transit.app] : [health, admin];
+    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, drills, transit);
     broker.schedule();
-    log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
+    log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, transit: transit ? cfg.transit.listen : 'disabled', admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
+  }
+
+  /** SIGHUP: take the reloadable parts of a re-read config (today: transit identities and policy file). */
+  reload(next: BrokerConfig): void {
+    this.transit?.reload(next);
   }
 
   /** Periodic refresh + probe, faster while some keyring has no key_id. */
@@ -165,6 +178,7 @@ export class Broker {
     await Promise.all(this.providers.map((p) => p.close().catch(() => undefined)));
     for (const g of this.guards.values()) g.shutdown();
     this.cache.clear();
+    this.transit?.dataKeys.clear();
     this.log.info('broker stopped');
   }
 }

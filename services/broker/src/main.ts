@@ -22,7 +22,7 @@ Options:
   -c, --config FILE   config file (default: $KEKBROKER_CONFIG, else ./kekbroker.yaml)
   -h, --help          show this help
 
-Signals: SIGTERM/SIGINT drain in-flight calls and exit.
+Signals: SIGTERM/SIGINT drain in-flight calls and exit; SIGHUP reloads transit identities and policy file.
 Docs: docs/configuration.md, docs/operations.md`;
 
 async function main(): Promise<number> {
@@ -71,6 +71,12 @@ async function main(): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      loadConfig(file, providerSchemas()).then(
+        (next) => broker.reload(next),
+        (e: unknown) => log.error({ err: e }, 'SIGHUP: config reload failed; keeping the running config'),
+      );
+    });
   });
   return 0;
 }
