@@ -9,7 +9,7 @@ import { deadlineSignal, type KekProvider } from '@kekbroker/core';
 import type { BrokerConfig } from '@kekbroker/config';
 import { LruCache } from '@kekbroker/cache';
 import { Keyring } from '@kekbroker/keyring';
-import type { Logger } from '@kekbroker/telemetry';
+import { FatalError, type Logger } from '@kekbroker/telemetry';
 import { buildAdminApp, hashToken } from './http/admin';
 import { buildHealthApp } from './http/health';
 import { splitListen } from './listen';
@@ -48,12 +48,15 @@ export class Broker {
     private readonly state: { shuttingDown: boolean },
   ) {}
 
-  static async start(cfg: BrokerConfig, log: Logger): Promise<Broker> {
+  static async start(cfg: BrokerConfig, log: Logger, version = 'unknown'): Promise<Broker> {
+    // Read before anything binds or dials: a missing token file must stop the start, not leave a half broker.
+    const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
+    if (cfg.admin.tokenFile) tokenHashes.push(hashToken(await readToken(cfg.admin.tokenFile)));
     const providers = new Map<string, KekProvider>();
     for (const [id, section] of Object.entries(cfg.providers)) providers.set(id, await createProvider(id, section));
     const cache = new LruCache({ maxEntries: cfg.cache.maxEntries, ttlMs: cfg.cache.ttlSeconds * 1000 });
     const keyrings = new Map<string, Keyring>();
-    const metrics = new BrokerMetrics(cache, () => keyrings.values());
+    const metrics = new BrokerMetrics(cache, () => keyrings.values(), version);
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
@@ -65,9 +68,16 @@ export class Broker {
           metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
         },
       });
+      // Every WatchStatus stream adds a 'change' listener; hundreds of shims per keyring are normal.
+      keyring.setMaxListeners(0);
+      let wasHealthy: boolean | undefined;
       keyring.on('change', () => {
         const s = keyring.status();
-        log.info({ keyring: name, keyId: s.keyId, healthy: s.healthy, reason: s.reason }, 'keyring status changed');
+        const fields = { keyring: name, keyId: s.keyId, healthy: s.healthy, reason: s.reason };
+        if (!s.healthy) log.warn(fields, 'keyring unhealthy: shims of this keyring report Status errors');
+        else if (wasHealthy === false) log.info(fields, 'keyring recovered');
+        else log.info(fields, 'keyring status changed');
+        wasHealthy = s.healthy;
       });
       keyrings.set(name, keyring);
     }
@@ -84,8 +94,6 @@ export class Broker {
 
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
-    const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
-    if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
     const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
@@ -137,4 +145,15 @@ async function listen(app: FastifyInstance, address: string): Promise<number> {
   await app.listen({ host, port });
   const a = app.server.address();
   return typeof a === 'object' && a ? a.port : port;
+}
+
+async function readToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await fs.readFile(file, 'utf8')).trim();
+  } catch (e) {
+    throw new FatalError(`admin.tokenFile: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)}); create it (e.g. openssl rand -base64 24 > ${file}; chmod 0600 ${file}) or fix the path`);
+  }
+  if (!token) throw new FatalError(`admin.tokenFile: ${file} is empty; write one bearer token into it`);
+  return token;
 }
