@@ -69,8 +69,9 @@ async function checkFile(ref: FileRef, out: PreflightResult): Promise<void> {
   }
   const readable = await fs.access(ref.file, fsc.R_OK).then(() => true, () => false);
   if (!readable) out.problems.push(`${ref.at}: ${ref.file} is not readable by uid ${process.getuid?.() ?? '?'}; fix its owner or mode`);
-  if (ref.secret && (st.mode & 0o077) !== 0) {
-    out.warnings.push(`${ref.at}: ${ref.file} holds a secret but has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}; run: chmod 0600 ${ref.file}`);
+  // Group access is allowed: Kubernetes mounts Secrets group-readable for the pod's fsGroup.
+  if (ref.secret && (st.mode & 0o007) !== 0) {
+    out.warnings.push(`${ref.at}: ${ref.file} holds a secret but other users can read it (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 0600 ${ref.file}`);
   }
 }
 

@@ -102,7 +102,7 @@ describe('command lines', { timeout: 180_000 }, () => {
     assert.equal(r.code, 1, r.out + r.err);
     assert.match(r.err, /\/providers\/aws\/credentials\/accessKeyIdEnv: environment variable KEKBROKER_TEST_UNSET_AKID is not set/);
     assert.doesNotMatch(r.err, /KEKBROKER_TEST_SET_SECRET/);
-    assert.match(r.err, /\/admin\/tokenFile: .*admin\.token holds a secret but has mode 0644; run: chmod 0600/);
+    assert.match(r.err, /\/admin\/tokenFile: .*admin\.token holds a secret but other users can read it \(mode 0644\); run: chmod 0600/);
     noStack(r);
     const ok = await run(broker, ['check', '--config', file], { env: { KEKBROKER_TEST_SET_SECRET: 'x', KEKBROKER_TEST_UNSET_AKID: 'y' } });
     assert.equal(ok.code, 0, ok.err);
