@@ -56,6 +56,7 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
   let dir: string;
   let broker: BrokerHandle | undefined;
   let shim: { proc: Proc; socket: string } | undefined;
+  let exported: Set<string> | undefined;
 
   before(async () => {
     dir = await tempDir();
@@ -90,7 +91,7 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
     broker = await startBroker(dir, devBrokerConfig(ports), ports, 'admin-secret-monitoring');
     const shimMetricsPort = await freePort();
     shim = await startShim(dir, ['--insecure-dev-tenant', 'dev', '--broker', `127.0.0.1:${ports.grpc}`, '--metrics-listen', `127.0.0.1:${shimMetricsPort}`]);
-    const exported = new Set([
+    exported = new Set([
       ...exportedNames(await (await fetch(`http://127.0.0.1:${ports.http}/metrics`)).text()),
       ...exportedNames(await (await fetch(`http://127.0.0.1:${shimMetricsPort}/metrics`)).text()),
       ...PROMETHEUS_SERIES,
@@ -100,7 +101,29 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
     const dashboard = JSON.parse(await fs.readFile(path.join(MONITORING, 'grafana/kekbroker.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
     for (const p of dashboard.panels) for (const t of p.targets ?? []) for (const n of metricNames(t.expr)) used.set(n, `panel "${p.title}"`);
     assert.ok(used.size >= 10, `found only ${used.size} metric names`);
-    const missing = [...used].filter(([n]) => !exported.has(n)).map(([n, where]) => `${n} (${where})`);
+    const missing = [...used].filter(([n]) => !exported?.has(n)).map(([n, where]) => `${n} (${where})`);
     assert.deepEqual(missing, [], 'metrics used but not exported');
+  });
+
+  it('every metric name in README and docs/ is exported (the operations table lists them without the prefix)', async () => {
+    assert.ok(exported, 'needs the previous test');
+    const files = ['README.md', ...(await fs.readdir(path.join(REPO, 'docs'), { recursive: true })).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+    const wrong: string[] = [];
+    for (const f of files) {
+      const text = await fs.readFile(path.join(REPO, f), 'utf8');
+      for (const n of metricNames(text)) if (!exported.has(n) && !/_$/.test(n)) wrong.push(`${f}: ${n}`);
+    }
+    const ops = await fs.readFile(path.join(REPO, 'docs/operations.md'), 'utf8');
+    const table = ops.slice(ops.indexOf('## Metrics'), ops.indexOf('\n## ', ops.indexOf('## Metrics') + 5));
+    let rows = 0;
+    for (const row of table.split('\n').filter((l) => l.startsWith('| `'))) {
+      const names = [...(row.split('|')[1] ?? '').matchAll(/`([a-z0-9_*]+)`/g)].map((m) => m[1] as string).filter((n) => !n.includes('*'));
+      for (const n of names) {
+        rows++;
+        if (!exported.has(`kekbroker_${n}`)) wrong.push(`docs/operations.md metrics table: ${n}`);
+      }
+    }
+    assert.ok(rows >= 10, `read ${rows} names from the metrics table`);
+    assert.deepEqual(wrong, [], 'metric names in docs that /metrics does not export');
   });
 });
