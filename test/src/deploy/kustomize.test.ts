@@ -104,7 +104,7 @@ describe('deploy/kubernetes manifests', () => {
     const objs = render(path.join(K8S, 'overlays/production-cert-manager'));
     const certs = objs.filter((o) => o.kind === 'Certificate').map((o) => (o.spec as { secretName: string }).secretName).sort();
     assert.deepEqual(certs, ['kekbroker-broker-tls', 'kekbroker-ca', 'kekbroker-shim-tls']);
-    const mounted = objs.flatMap((o) => ((podSpec(o) as (PodSpec & { volumes?: { secret?: { secretName: string } }[] }) | undefined)?.volumes ?? []).map((v) => v.secret?.secretName).filter(Boolean));
+    const mounted = objs.flatMap((o) => ((podSpec(o))?.volumes ?? []).map((v) => v.secret?.secretName).filter(Boolean));
     for (const s of ['kekbroker-broker-tls', 'kekbroker-shim-tls']) assert.ok(mounted.includes(s), `${s} is mounted`);
   });
 
