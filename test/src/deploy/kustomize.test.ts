@@ -31,6 +31,7 @@ interface PodSpec {
   containers: Container[];
   initContainers?: Container[];
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
+  volumes?: { secret?: { secretName: string } }[];
 }
 
 function render(dir: string): Obj[] {
@@ -104,8 +105,30 @@ describe('deploy/kubernetes manifests', () => {
     const objs = render(path.join(K8S, 'overlays/production-cert-manager'));
     const certs = objs.filter((o) => o.kind === 'Certificate').map((o) => (o.spec as { secretName: string }).secretName).sort();
     assert.deepEqual(certs, ['kekbroker-broker-tls', 'kekbroker-ca', 'kekbroker-shim-tls']);
-    const mounted = objs.flatMap((o) => ((podSpec(o))?.volumes ?? []).map((v) => v.secret?.secretName).filter(Boolean));
+    const mounted = objs.flatMap((o) => (podSpec(o)?.volumes ?? []).map((v) => v.secret?.secretName).filter(Boolean));
     for (const s of ['kekbroker-broker-tls', 'kekbroker-shim-tls']) assert.ok(mounted.includes(s), `${s} is mounted`);
+  });
+
+  it('every overlay renders, and every workload in it meets the bar', { skip: !HAVE_KUBECTL && 'kubectl not on PATH' }, async () => {
+    const overlays = await fs.readdir(path.join(K8S, 'overlays'));
+    assert.ok(overlays.length >= 4, overlays.join(', '));
+    for (const o of overlays) {
+      const objs = render(path.join(K8S, 'overlays', o));
+      assert.ok(objs.length > 0, `${o} renders objects`);
+      for (const obj of objs) checkWorkload(obj);
+    }
+  });
+
+  it('overlays/redis-sentinel: 3 Redis+Sentinel pods, password by reference; redis-external: a stable name', { skip: !HAVE_KUBECTL && 'kubectl not on PATH' }, () => {
+    const objs = render(path.join(K8S, 'overlays/redis-sentinel'));
+    const sts = objs.find((o) => o.kind === 'StatefulSet') as Obj;
+    assert.equal((sts.spec as { replicas: number }).replicas, 3);
+    const spec = podSpec(sts) as PodSpec & { containers: (Container & { env: { name: string; valueFrom?: { secretKeyRef?: { name: string } } }[] })[] };
+    assert.deepEqual(spec.containers.map((c) => c.name), ['redis', 'sentinel']);
+    for (const c of spec.containers) assert.equal(c.env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef?.name, 'kekbroker-redis');
+    assert.ok(objs.some((o) => o.kind === 'PodDisruptionBudget'));
+    const ext = render(path.join(K8S, 'overlays/redis-external'));
+    assert.deepEqual(ext.map((o) => `${o.kind}/${o.metadata.name}`), ['Service/kekbroker-redis']);
   });
 
   it('deploy/monitoring renders the rules, monitors and dashboard ConfigMap', { skip: !HAVE_KUBECTL && 'kubectl not on PATH' }, () => {
