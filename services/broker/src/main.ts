@@ -56,14 +56,16 @@ async function main(): Promise<number | undefined> {
   }
   // `check` may run next to the live broker it is about to restart: only a start needs the ports free.
   const pre = await preflight(cfg, { ports: command === 'run' });
+  const log = command === 'run' ? createLogger({ name: NAME, level: cfg.log.level }) : undefined;
+  for (const w of pre.warnings) {
+    if (log) log.warn({ config: file }, w);
+    else console.error(`${file}: warning: ${w}`);
+  }
   if (pre.problems.length) throw new FatalError(`${file}: ${pre.problems.length} problem(s):\n${pre.problems.map((p) => `  - ${p}`).join('\n')}`);
-  if (command === 'check') {
-    for (const w of pre.warnings) console.error(`${file}: warning: ${w}`);
+  if (!log) {
     console.log(`${file}: OK (${Object.keys(cfg.keyrings).length} keyring(s), ${Object.keys(cfg.providers).length} provider(s), ${Object.keys(cfg.tenants).length} tenant(s))`);
     return 0;
   }
-  const log = createLogger({ name: NAME, level: cfg.log.level });
-  for (const w of pre.warnings) log.warn({ config: file }, w);
   process.on('uncaughtException', (e) => {
     log.fatal({ err: e }, 'uncaught exception; exiting');
     process.exit(1);
