@@ -24,7 +24,7 @@ Options (flag, then environment variable, then default):
   --apiserver-timeout-ms N     the kms "timeout" in the EncryptionConfiguration      3000
   --budget-ms N          time allowed per call, below --apiserver-timeout-ms         2500
   --grace-ms N           keep Status OK this long while the broker is unreachable   20000
-  --idle-timeout-ms N    close a socket connection silent this long (broken clients) 60000
+  --keepalive-ms N       ping socket clients this often; close those that do not answer 20000
   --metrics-listen HOST:PORT   serve /metrics and /healthz (off by default)
   --log-level LEVEL      fatal|error|warn|info|debug|trace                           info
   -h, --help             show this help
@@ -47,7 +47,7 @@ export function parseShimArgs(args: string[], env: NodeJS.ProcessEnv): (ShimOpti
       socket: { type: 'string' }, broker: { type: 'string', multiple: true }, keyring: { type: 'string' },
       'tls-ca': { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-server-name': { type: 'string' },
       'insecure-dev-tenant': { type: 'string' }, 'budget-ms': { type: 'string' }, 'grace-ms': { type: 'string' },
-      'apiserver-timeout-ms': { type: 'string' }, 'idle-timeout-ms': { type: 'string' },
+      'apiserver-timeout-ms': { type: 'string' }, 'keepalive-ms': { type: 'string' },
       'metrics-listen': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
     },
   });
@@ -90,7 +90,7 @@ export function parseShimArgs(args: string[], env: NodeJS.ProcessEnv): (ShimOpti
     keyring: values.keyring ?? env['KEKBROKER_KEYRING'] ?? 'default',
     budgetMs,
     graceMs: num(values['grace-ms'], 20_000, 'grace-ms'),
-    idleTimeoutMs: num(values['idle-timeout-ms'], 60_000, 'idle-timeout-ms'),
+    keepaliveMs: num(values['keepalive-ms'], 20_000, 'keepalive-ms'),
     tls: tls
       ? { caFile: values['tls-ca'] as string, certFile: values['tls-cert'] as string, keyFile: values['tls-key'] as string, serverName: values['tls-server-name'] }
       : undefined,

@@ -7,7 +7,7 @@ import type { Logger } from '@kekbroker/telemetry';
 import { BrokerClient } from './broker-client';
 import { KmsV2Service } from './kms-service';
 import { ShimMetrics } from './metrics';
-import { listenUnixSocket } from './socket';
+import { bindUnixSocket } from './socket';
 
 export interface ShimOptions {
   socket: string;
@@ -19,17 +19,16 @@ export interface ShimOptions {
   tls?: { caFile: string; certFile: string; keyFile: string; serverName?: string };
   devTenant?: string;
   metricsListen?: { host: string; port: number };
-  /** Close a socket connection that sent nothing for this long (live clients answer keepalive pings). */
-  idleTimeoutMs?: number;
+  /** Ping every socket connection this often; one that does not answer within the same time is closed. */
+  keepaliveMs?: number;
   version?: string;
 }
 
-const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DEFAULT_KEEPALIVE_MS = 20_000;
 
 export class Shim {
   private constructor(
     private readonly server: grpc.Server,
-    private readonly listener: { close(): Promise<void> },
     private readonly broker: BrokerClient,
     private readonly http: http.Server | undefined,
     private readonly socket: string,
@@ -43,16 +42,16 @@ export class Shim {
     const broker = new BrokerClient({ endpoints: o.brokers, keyring: o.keyring, credentials, devTenant: o.tls ? undefined : o.devTenant, serverName: o.tls?.serverName });
     const metrics = new ShimMetrics(broker, o.version);
     const service = new KmsV2Service({ keyring: o.keyring, broker, budgetMs: o.budgetMs, graceMs: o.graceMs, log, metrics });
-    const idleMs = o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    const keepaliveMs = o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 64 * 1024,
-      // Ping clients well within the idle timeout, so a live kube-apiserver connection is never idle.
-      'grpc.keepalive_time_ms': Math.max(1000, Math.floor(idleMs / 3)),
-      'grpc.keepalive_timeout_ms': Math.max(1000, Math.floor(idleMs / 3)),
+      // kube-apiserver answers pings; a malformed or dead client does not, and its connection is closed.
+      'grpc.keepalive_time_ms': keepaliveMs,
+      'grpc.keepalive_timeout_ms': keepaliveMs,
     });
     server.addService(kmsV2().KeyManagementService.service, service.handlers());
     // Bind everything first: a shim that cannot listen must exit before it dials the broker.
-    const listener = await listenUnixSocket(server, o.socket, idleMs);
+    await bindUnixSocket(server, o.socket);
     let httpServer: http.Server | undefined;
     if (o.metricsListen) {
       httpServer = http.createServer((req, res) => {
@@ -69,9 +68,6 @@ export class Shim {
       await new Promise<void>((resolve, reject) => {
         httpServer?.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`--metrics-listen: cannot bind ${host}:${port} (${e.code ?? e.message}); stop the other process or choose another address`)));
         httpServer?.listen(port, host, resolve);
-      }).catch(async (e: unknown) => {
-        await listener.close();
-        throw e;
       });
     }
     broker.on('connected', (ep: string) => log.info({ broker: ep, keyId: broker.status?.key_id }, 'connected to broker'));
@@ -95,7 +91,7 @@ export class Shim {
     });
     broker.start();
     log.info({ socket: o.socket, brokers: o.brokers, keyring: o.keyring, budgetMs: o.budgetMs, graceMs: o.graceMs, tls: Boolean(o.tls), version: o.version }, 'kms-shim listening');
-    return new Shim(server, listener, broker, httpServer, o.socket, log);
+    return new Shim(server, broker, httpServer, o.socket, log);
   }
 
   async stop(): Promise<void> {
@@ -110,7 +106,6 @@ export class Shim {
         resolve();
       });
     });
-    await this.listener.close();
     this.broker.stop();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
     await fs.unlink(this.socket).catch(() => undefined);

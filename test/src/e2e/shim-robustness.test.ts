@@ -19,6 +19,9 @@ const BAD_SETTINGS = Buffer.from([0, 0, 5, 0x4, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5]);
 /** An empty SETTINGS, then a HEADERS frame on stream 1 whose HPACK block is garbage: COMPRESSION_ERROR. */
 const BAD_HPACK = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0, 0, 0, 3, 0x1, 0x5, 0, 0, 0, 1, 0xff, 0xff, 0xff]);
 
+/** What broken clients send: a bad SETTINGS, bad HPACK, half a preface, HTTP/1, nothing at all. */
+const BROKEN = [Buffer.concat([PREFACE, BAD_SETTINGS]), Buffer.concat([PREFACE, BAD_HPACK]), PREFACE.subarray(0, 8), Buffer.from('GET / HTTP/1.1\r\n'), Buffer.alloc(0)];
+
 const openFds = async (pid: number): Promise<number> => (await fs.readdir(`/proc/${pid}/fd`)).length;
 
 describe('shim and broker under misbehaving clients', { timeout: 120_000 }, () => {
@@ -35,7 +38,7 @@ describe('shim and broker under misbehaving clients', { timeout: 120_000 }, () =
   });
 
   it('malformed HTTP/2 on the shim socket: descriptors are released, a live idle client is kept', async () => {
-    shim = await startShim(dir, ['--insecure-dev-tenant', 'dev', '--broker', `127.0.0.1:${await freePort()}`, '--idle-timeout-ms', '1500']);
+    shim = await startShim(dir, ['--insecure-dev-tenant', 'dev', '--broker', `127.0.0.1:${await freePort()}`, '--keepalive-ms', '1000']);
     const pid = shim.proc.child.pid as number;
     const kms = new KmsClient(shim.socket);
     await kms.status(1000).catch(() => undefined); // no broker: UNAVAILABLE, but the connection is up
@@ -43,19 +46,23 @@ describe('shim and broker under misbehaving clients', { timeout: 120_000 }, () =
     assert.equal(channel.getConnectivityState(false), grpc.connectivityState.READY);
     const baseline = await openFds(pid);
 
-    const bad: net.Socket[] = [];
+    // The test keeps its ends open: each one ends only when the shim closes its side.
+    const closedByShim: Promise<void>[] = [];
     for (let i = 0; i < 20; i++) {
       const c = net.connect(shim.socket);
       c.on('error', () => undefined);
-      c.write(Buffer.concat([PREFACE, i % 2 ? BAD_SETTINGS : BAD_HPACK]));
-      bad.push(c);
+      c.resume(); // read (and drop) what the shim sends, so its close reaches us
+      closedByShim.push(new Promise((resolve) => c.once('close', () => resolve())));
+      const bytes = BROKEN[i % BROKEN.length] as Buffer;
+      if (bytes.length) c.write(bytes);
     }
-    await waitFor('the shim to accept the malformed connections', async () => (await openFds(pid)) >= baseline + 20, 10_000);
-    // The test keeps its ends open: only the shim can free its descriptors.
-    await waitFor('the shim to close the malformed connections', async () => (await openFds(pid)) <= baseline, 30_000, 200);
-    for (const c of bad) c.destroy();
+    await Promise.race([
+      Promise.all(closedByShim),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the shim kept malformed connections open')), 30_000).unref()),
+    ]);
+    await waitFor('the shim to release their descriptors', async () => (await openFds(pid)) <= baseline, 10_000, 200);
 
-    // The well-behaved client was idle for longer than the idle timeout: keepalive pings kept it.
+    // The well-behaved client was idle through several pings and kept its connection.
     assert.equal(channel.getConnectivityState(false), grpc.connectivityState.READY);
     const e = await kms.status(1000).then(() => undefined, (err: grpc.ServiceError) => err);
     assert.equal(e?.code, grpc.status.UNAVAILABLE);
