@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // `npm start`: build if needed, then run a broker and a kms-shim as two processes on the embedded default
 // (local software key under ./data, in-memory cache, plaintext gRPC on loopback). Ctrl-C stops both.
+// Ports come from <data>/kekbroker.yaml; the first start picks free ones and writes them there.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
@@ -22,10 +24,17 @@ Files (created on first start, kept afterwards):
   <data>/local-keystore.json the local KEK (0600) -- back it up: losing it loses every Secret it sealed
   <data>/admin.token         bearer token for the admin API (0600)`;
 
-function main() {
-  const { values } = parseArgs({
-    options: { socket: { type: 'string' }, data: { type: 'string' }, 'no-build': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  });
+async function main() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: { socket: { type: 'string' }, data: { type: 'string' }, 'no-build': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    fail(`${e.message.replace(/\. To specify a positional.*$/s, '')}\nRun \`npm start -- --help\` for usage.`);
+    process.exitCode = 2;
+    return;
+  }
   if (values.help) return console.log(HELP);
   const data = path.resolve(values.data ?? path.join(ROOT, 'data'));
   const socket = path.resolve(values.socket ?? process.env.KEKBROKER_SHIM_SOCKET ?? path.join(ROOT, 'run/kms.sock'));
@@ -38,7 +47,16 @@ function main() {
 
   fs.mkdirSync(data, { recursive: true, mode: 0o700 });
   const config = path.join(data, 'kekbroker.yaml');
-  if (!fs.existsSync(config)) fs.writeFileSync(config, devConfig(), { mode: 0o600 });
+  if (!fs.existsSync(config)) fs.writeFileSync(config, devConfig(await freePort(), await freePort(), await freePort()), { mode: 0o600 });
+  const listen = readListen(config);
+  if (!listen) return;
+  for (const [key, address] of Object.entries(listen)) {
+    const err = await bindable(address);
+    if (err) {
+      return fail(`${key}.listen ${address} in ${config} cannot be bound (${err === 'EADDRINUSE' ? 'in use: is another `npm start` or `npm run emulators` running?' : err}); stop the other process or edit the address`);
+    }
+  }
+  if (await answers(socket)) return fail(`shim socket ${socket} is in use (another \`npm start\`?); stop it, or pass --socket PATH`);
   const tokenFile = path.join(data, 'admin.token');
   if (!fs.existsSync(tokenFile)) fs.writeFileSync(tokenFile, crypto.randomBytes(24).toString('base64url') + '\n', { mode: 0o600 });
 
@@ -68,24 +86,26 @@ function main() {
   };
 
   run('broker', path.join(ROOT, 'services/broker/dist/main.js'), ['--config', config]);
-  waitReady('http://127.0.0.1:7480/readyz', 20000)
+  const httpUrl = `http://${listen.http}`;
+  waitReady(`${httpUrl}/readyz`, 20000)
     .then(() => {
-      run('kms-shim', path.join(ROOT, 'services/kms-shim/dist/main.js'), ['--socket', socket, '--broker', '127.0.0.1:7443', '--insecure-dev-tenant', 'dev']);
-      return waitFile(socket, 10000);
+      run('kms-shim', path.join(ROOT, 'services/kms-shim/dist/main.js'), ['--socket', socket, '--broker', listen.grpc, '--insecure-dev-tenant', 'dev']);
+      return waitSocket(socket, 10000);
     })
-    .then(() => banner(socket, tokenFile))
+    .then(() => !stopping && banner(socket, tokenFile, httpUrl, `http://${listen.admin}`))
     .catch((e) => {
       console.error(`kekbroker: ${e.message}`);
       stopAll(1);
     });
 }
 
-function devConfig() {
+function devConfig(grpcPort, httpPort, adminPort) {
   return `# kekbroker dev config written by \`npm start\` (see docs/configuration.md for every key).
 # Plaintext gRPC on loopback only; production uses grpc.tls with a client CA.
-grpc: { listen: "127.0.0.1:7443", insecureLoopback: true }
-http: { listen: "127.0.0.1:7480" }          # /healthz /readyz /metrics
-admin: { listen: "127.0.0.1:7481", tokenFile: ./admin.token }
+# The ports were free when this file was written; \`npm start\` reads them from here.
+grpc: { listen: "127.0.0.1:${grpcPort}", insecureLoopback: true }
+http: { listen: "127.0.0.1:${httpPort}" }          # /healthz /readyz /metrics
+admin: { listen: "127.0.0.1:${adminPort}", tokenFile: ./admin.token }
 providers:
   local: { type: local, keystore: ./local-keystore.json }
 keyrings:
@@ -97,6 +117,52 @@ log: { level: info, audit: true }
 `;
 }
 
+/** grpc/http/admin listen addresses from the config (the broker's defaults where a key is absent). */
+function readListen(config) {
+  let doc;
+  try {
+    doc = require('yaml').parse(fs.readFileSync(config, 'utf8')) ?? {};
+  } catch (e) {
+    fail(`cannot read ${config}: ${e.message}`);
+    return undefined;
+  }
+  const get = (section, def) => (doc[section] && typeof doc[section].listen === 'string' ? doc[section].listen : def);
+  return { grpc: get('grpc', '127.0.0.1:7443'), http: get('http', '127.0.0.1:7480'), admin: get('admin', '127.0.0.1:7481') };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** undefined when host:port can be bound now, else the error code. */
+function bindable(address) {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', (e) => resolve(e.code || e.message));
+    s.listen({ host, port: Number(address.slice(i + 1)), exclusive: true }, () => s.close(() => resolve(undefined)));
+  });
+}
+
+function answers(socketPath) {
+  return new Promise((resolve) => {
+    const c = net.connect(socketPath);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
 async function waitReady(url, ms) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -104,24 +170,24 @@ async function waitReady(url, ms) {
     if (r && r.status === 200) return;
     await new Promise((res) => setTimeout(res, 200));
   }
-  throw new Error(`broker not ready after ${ms / 1000} s (${url}); is port 7443/7480/7481 taken? check the log above`);
+  throw new Error(`broker not ready after ${ms / 1000} s (${url}); check the log above`);
 }
 
-async function waitFile(file, ms) {
+async function waitSocket(file, ms) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if (fs.existsSync(file)) return;
+    if (await answers(file)) return;
     await new Promise((res) => setTimeout(res, 100));
   }
-  throw new Error(`shim socket ${file} did not appear after ${ms / 1000} s`);
+  throw new Error(`shim socket ${file} did not answer after ${ms / 1000} s`);
 }
 
-function banner(socket, tokenFile) {
+function banner(socket, tokenFile, httpUrl, adminUrl) {
   console.error(`
 kekbroker is running.  Ctrl-C stops both processes.
   KMS v2 socket : ${socket}
-  health/metrics: http://127.0.0.1:7480/readyz  http://127.0.0.1:7480/metrics
-  admin API     : curl -H "Authorization: Bearer $(cat ${tokenFile})" http://127.0.0.1:7481/v1/admin/status
+  health/metrics: ${httpUrl}/readyz  ${httpUrl}/metrics
+  admin API     : curl -H "Authorization: Bearer $(cat ${tokenFile})" ${adminUrl}/v1/admin/status
 
 Give kube-apiserver this EncryptionConfiguration (--encryption-provider-config=<file>):
 ---
@@ -144,4 +210,7 @@ function fail(msg) {
   process.exitCode = 1;
 }
 
-main();
+main().catch((e) => {
+  console.error(`kekbroker: ${e.message}`);
+  process.exit(1);
+});

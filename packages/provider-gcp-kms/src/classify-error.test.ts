@@ -12,7 +12,7 @@ import { startGcpKmsEmulator, type GcpKmsEmulator } from '@kekbroker/emulators';
 import { installLoopbackGuard, type LoopbackGuard } from '@kekbroker/testkit';
 import type { GcpKmsClient } from './client';
 import { classifyGcpError, type GcpOperation } from './classify-error';
-import { crc32c } from './crc32c';
+import { crc32c } from '@aws-crypto/crc32c';
 import { createSdkClient } from './sdk-client';
 
 const PT = Buffer.alloc(32, 3);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isKekError, type WrapContext } from '@kekbroker/core';
 import type { EncryptResponse, GcpKmsClient, KmsCryptoKey } from './client';
-import { crc32c } from './crc32c';
+import { crc32c } from '@aws-crypto/crc32c';
 import { checkDecrypt, checkEncrypt } from './integrity';
 import { GcpKmsProvider } from './provider';
 import { IntegrityError } from './transport-errors';

@@ -7,7 +7,7 @@
  */
 import { KekError, zeroize } from '@kekbroker/core';
 import type { DecryptResponse, EncryptResponse, Int64Value } from './client';
-import { crc32c } from './crc32c';
+import { crc32c } from '@aws-crypto/crc32c';
 import { IntegrityError } from './transport-errors';
 import { parseVersionName } from './version-ref';
 

@@ -10,7 +10,7 @@ import type { BrokerConfig } from '@kekbroker/config';
 import { LruCache } from '@kekbroker/cache';
 import { FileVersionRefStore, Keyring } from '@kekbroker/keyring';
 import type { ProviderGuard } from '@kekbroker/resilience';
-import type { Logger } from '@kekbroker/telemetry';
+import { FatalError, type Logger } from '@kekbroker/telemetry';
 import { DrillRunner } from './drills/drills';
 import { FaultHookProvider } from './drills/fault-hook';
 import { TOKEN_SYNTAX, buildAdminApp, hashToken } from './http/admin';
@@ -57,7 +57,10 @@ export class Broker {
     private readonly transit: TransitHandle | undefined,
   ) {}
 
-  static async start(cfg: BrokerConfig, log: Logger): Promise<Broker> {
+  static async start(cfg: BrokerConfig, log: Logger, version = 'unknown'): Promise<Broker> {
+    // Read before anything binds or dials: a missing token file must stop the start, not leave a half broker.
+    const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
+    if (cfg.admin.tokenFile) tokenHashes.push(hashToken(await readToken(cfg.admin.tokenFile)));
     const providers = new Map<string, KekProvider>();
     // Every provider sits behind a drill fault hook: inert (one field read per call) unless a drill runs.
     const faultHooks = new Map<string, FaultHookProvider>();
@@ -71,7 +74,7 @@ export class Broker {
     // eslint-disable-next-line prefer-const -- the guards' listeners need metrics, metrics' collectors need guards
     let metrics: BrokerMetrics;
     const guards = buildGuards(cfg, log, () => metrics);
-    metrics = new BrokerMetrics(cache, () => keyrings.values(), () => guards.values());
+    metrics = new BrokerMetrics(cache, () => keyrings.values(), () => guards.values(), version);
     const versionRefs = cfg.state.dir ? new FileVersionRefStore(cfg.state.dir) : undefined;
     if (!versionRefs) log.warn('state.dir is not set: a restart while a provider is down cannot keep the keyring\'s key_id (see docs/configuration.md)');
     for (const [name, k] of Object.entries(cfg.keyrings)) {
@@ -91,11 +94,17 @@ export class Broker {
           metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
         },
       });
+      // Every WatchStatus stream adds a 'change' listener; hundreds of shims per keyring are normal.
+      keyring.setMaxListeners(0);
+      let wasHealthy: boolean | undefined;
       keyring.on('change', () => {
         const s = keyring.status();
+        const fields = { keyring: name, keyId: s.keyId, healthy: s.healthy, reason: s.reason };
         // Turning unhealthy is an error an operator must see at the default level, with the reason.
-        if (s.healthy) log.info({ keyring: name, keyId: s.keyId, healthy: true }, 'keyring status changed');
-        else log.error({ keyring: name, keyId: s.keyId, healthy: false, reason: s.reason }, `keyring ${name} is unhealthy: ${s.reason}`);
+        if (!s.healthy) log.error(fields, `keyring ${name} is unhealthy: ${s.reason}`);
+        else if (wasHealthy === false) log.info(fields, 'keyring recovered');
+        else log.info(fields, 'keyring status changed');
+        wasHealthy = s.healthy;
       });
       keyrings.set(name, keyring);
     }
@@ -112,13 +121,6 @@ export class Broker {
 
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
-    const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
-    if (cfg.admin.tokenFile) {
-      // A trailing newline (echo > file) is not part of the token; anything else outside token syntax is refused.
-      const token = (await fs.readFile(cfg.admin.tokenFile, 'utf8')).replace(/\r?\n$/, '');
-      if (!TOKEN_SYNTAX.test(token)) throw new Error(`admin.tokenFile ${cfg.admin.tokenFile}: the token must be one word of letters, digits and -._~+/ (RFC 6750), with no spaces; generate one with: openssl rand -hex 32`);
-      tokenHashes.push(hashToken(token));
-    }
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
     const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, isLeader, drills, usage: service.usage });
     // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
@@ -188,4 +190,17 @@ async function listen(app: FastifyInstance, address: string): Promise<number> {
   await app.listen({ host, port });
   const a = app.server.address();
   return typeof a === 'object' && a ? a.port : port;
+}
+
+async function readToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    // A trailing newline (echo > file) is not part of the token; anything else outside token syntax is refused.
+    token = (await fs.readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new FatalError(`admin.tokenFile: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)}); create it (e.g. openssl rand -base64 24 > ${file}; chmod 0600 ${file}) or fix the path`);
+  }
+  if (!token) throw new FatalError(`admin.tokenFile: ${file} is empty; write one bearer token into it`);
+  if (!TOKEN_SYNTAX.test(token)) throw new FatalError(`admin.tokenFile: the token in ${file} must be one word of letters, digits and -._~+/ (RFC 6750), with no spaces; generate one with: openssl rand -hex 32 > ${file}`);
+  return token;
 }

@@ -18,8 +18,8 @@ export class BrokerMetrics {
   readonly badAnswers: Counter<'keyring' | 'provider'>;
   readonly actingChanges: Counter<'keyring' | 'to' | 'cause'>;
 
-  constructor(cache: LruCache, keyrings: () => Iterable<Keyring>, guards: () => Iterable<ProviderGuard> = () => []) {
-    const registry = (this.registry = createRegistry('broker'));
+  constructor(cache: LruCache, keyrings: () => Iterable<Keyring>, guards: () => Iterable<ProviderGuard> = () => [], version = 'unknown') {
+    const registry = (this.registry = createRegistry('broker', version));
     this.requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Wrap/unwrap requests by result code', labelNames: ['op', 'keyring', 'tenant', 'result'], registers: [registry] });
     this.duration = new Histogram({ name: `${PREFIX}request_duration_seconds`, help: 'Broker-side request latency', labelNames: ['op', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
     this.providerCalls = new Counter({ name: `${PREFIX}provider_calls_total`, help: 'KMS calls by provider and result code', labelNames: ['provider', 'op', 'result'], registers: [registry] });

@@ -52,6 +52,10 @@ export class BrokerClient extends EventEmitter {
   status: KeyringStatus__Output | undefined;
   statusAt = 0;
   connected = false;
+  /** Why the last connection attempt or stream failed (the broker's own message), until a status arrives. */
+  lastError: string | undefined;
+  /** The endpoint that last failed (the index has moved on to the next one by then). */
+  lastTried: string | undefined;
 
   constructor(private readonly opts: BrokerClientOptions) {
     super();
@@ -100,6 +104,7 @@ export class BrokerClient extends EventEmitter {
       if (epoch !== this.epoch) return;
       this.status = s;
       this.statusAt = performance.now();
+      this.lastError = undefined;
       this.backoff = BACKOFF_MIN_MS;
       if (!this.connected) {
         this.connected = true;
@@ -139,6 +144,8 @@ export class BrokerClient extends EventEmitter {
     this.session = undefined;
     this.watch = undefined;
     const err = new KekError('unavailable', `broker ${this.endpoint} unreachable (${why})`);
+    this.lastTried = this.endpoint;
+    this.lastError = `broker ${this.endpoint}: ${why}`;
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(err);

@@ -42,11 +42,12 @@ export class KmsV2Service {
   statusNow(): { ok: true; keyId: string } | { ok: false; reason: string } {
     const { broker, graceMs } = this.o;
     const s = broker.status;
-    if (!s) return { ok: false, reason: `no status from the broker yet (${broker.endpoint})` };
+    if (!s) return { ok: false, reason: `no status from the broker yet (${broker.lastError ?? `connecting to ${broker.endpoint}`})` };
     const age = performance.now() - broker.statusAt;
     const limit = broker.connected ? Math.max(graceMs, STALE_WHILE_CONNECTED_MS) : graceMs;
     if (age > limit) {
-      return { ok: false, reason: `broker unreachable for ${Math.round(age / 1000)} s (${broker.connected ? 'connected but silent' : 'disconnected'}; grace ${limit / 1000} s)` };
+      const why = broker.connected ? 'connected but silent' : `disconnected${broker.lastError ? `: ${broker.lastError}` : ''}`;
+      return { ok: false, reason: `broker unreachable for ${Math.round(age / 1000)} s (${why}; grace ${limit / 1000} s)` };
     }
     if (!s.healthy) return { ok: false, reason: `broker reports keyring ${s.keyring} unhealthy: ${s.reason}` };
     if (!s.key_id) return { ok: false, reason: 'broker has no key_id for the keyring' };

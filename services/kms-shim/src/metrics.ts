@@ -7,8 +7,8 @@ export class ShimMetrics {
   private readonly calls: Counter<'method' | 'result'>;
   private readonly duration: Histogram<'method'>;
 
-  constructor(broker: BrokerClient) {
-    const registry = (this.registry = createRegistry('kms-shim'));
+  constructor(broker: BrokerClient, version = 'unknown') {
+    const registry = (this.registry = createRegistry('kms-shim', version));
     this.calls = new Counter({ name: `${PREFIX}shim_calls_total`, help: 'KMS v2 calls from kube-apiserver by result code', labelNames: ['method', 'result'], registers: [registry] });
     this.duration = new Histogram({ name: `${PREFIX}shim_call_duration_seconds`, help: 'KMS v2 call latency seen by the shim', labelNames: ['method'], buckets: LATENCY_BUCKETS, registers: [registry] });
     new Gauge({ name: `${PREFIX}shim_broker_connected`, help: '1 while the shim has a live status stream from a broker', registers: [registry], collect() { this.set(broker.connected ? 1 : 0); } });

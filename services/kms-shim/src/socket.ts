@@ -26,18 +26,27 @@ function answers(socketPath: string): Promise<boolean> {
 export async function removeStaleSocket(socketPath: string): Promise<void> {
   const st = await fs.lstat(socketPath).catch(() => undefined);
   if (!st) return;
-  if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
-  if (await answers(socketPath)) throw new Error(`${socketPath} is in use by a running process (another shim?); stop it first`);
+  if (!st.isSocket()) throw new Error(`--socket ${socketPath} exists and is not a socket; refusing to replace it: remove it or choose another path`);
+  if (await answers(socketPath)) throw new Error(`--socket ${socketPath} is in use by a running process (another shim?); stop it first or choose another --socket`);
   await fs.unlink(socketPath);
 }
 
+/**
+ * Serve `server` on the unix socket (created 0600). Broken clients (a malformed HTTP/2 preface, SETTINGS
+ * or HPACK, or nothing at all) are freed by the server's keepalive pings: a connection that does not
+ * answer one is closed. Without them grpc-js would keep such a connection's descriptor forever.
+ */
 export async function bindUnixSocket(server: grpc.Server, socketPath: string): Promise<void> {
-  await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`--socket: cannot create the folder of ${socketPath} (${e.code ?? e.message}); choose a path in a writable folder`);
+  });
   await removeStaleSocket(socketPath);
   const old = process.umask(0o177);
   try {
     await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+      server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(new Error(`--socket: cannot listen on ${socketPath} (${e.message}); check that its folder is writable by this user, or choose another --socket`)) : resolve(p),
+      ),
     );
   } finally {
     process.umask(old);

@@ -44,6 +44,7 @@ providers:
   local: { type: local, keystore: ./keystore.json }
 keyrings:
   cluster-a: { providers: [local] }
+  cluster-b: { providers: [local] }
 tenants:
   cluster-a: { keyrings: [cluster-a], clientCertNames: ["CN=cluster-a-shim"] }
 `;
@@ -94,6 +95,34 @@ tenants:
     c.close();
     assert.equal(e.code, grpc.status.UNAVAILABLE, e.details);
   });
+
+  // Why a shim cannot serve shows in the Status error kube-apiserver logs and in a warn line of the shim.
+  for (const [name, why, flags] of [
+    ['an unmapped certificate', /CN=stranger is not mapped to a tenant/, { cert: 'stranger', keyring: 'cluster-a', serverName: 'broker.kekbroker.test' }],
+    ['a keyring the tenant may not use', /tenant "cluster-a" may not use keyring "cluster-b"/, { cert: 'shim', keyring: 'cluster-b', serverName: 'broker.kekbroker.test' }],
+    ['a TLS name mismatch', /does not match certificate|altnames/i, { cert: 'shim', keyring: 'cluster-a', serverName: 'wrong.kekbroker.test' }],
+  ] as const) {
+    it(`a shim that cannot serve says why: ${name}`, async () => {
+      const s = await startShim(dir, [
+        '--broker', `127.0.0.1:${port}`, '--keyring', flags.keyring, '--tls-server-name', flags.serverName,
+        '--tls-ca', path.join(dir, 'ca.pem'), '--tls-cert', path.join(dir, `${flags.cert}.pem`), '--tls-key', path.join(dir, `${flags.cert}-key.pem`),
+      ], `shim-${flags.cert}-${flags.keyring}-${flags.serverName.split('.')[0] ?? ''}`);
+      const client = new KmsClient(s.socket);
+      try {
+        const details = await waitFor('a Status error with the reason', async () => {
+          const e = await grpcError(client.status(2000));
+          return why.test(e.details) ? e.details : undefined;
+        });
+        assert.match(details, /^no status from the broker yet \(broker 127\.0\.0\.1:\d+: (status watch|session): /);
+        const lines = (await s.proc.logs()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; why?: string });
+        const warn = lines.filter((l) => l.level === 'warn' && why.test(l.why ?? ''));
+        assert.ok(warn.length >= 1, 'a warn log line with the reason');
+      } finally {
+        client.close();
+        await s.proc.kill();
+      }
+    });
+  }
 
   it('no log holds a seed', async () => {
     await assertNoSeedsInLogs(LOG_FILES);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { startControlServer } from '../control';
-import { crc32c } from './crc32c';
+import { crc32c } from '@aws-crypto/crc32c';
 import { startGcpKmsEmulator, type GcpKmsEmulator } from './emulator';
 import { kmsServiceClient } from './protos';
 

@@ -13,7 +13,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { delay, type ActiveFaults, type FaultInjector } from '../faults';
-import { crc32c } from './crc32c';
+import { crc32c } from '@aws-crypto/crc32c';
 import { RpcError, errorInfo, retryInfo, toServiceError } from './rpc-error';
 import { cryptoKeyProto, versionName, versionProto, type KmsStore } from './store';
 
