@@ -12,7 +12,7 @@ import {
   openPayload, payloadAad, sealPayload, throwIfAborted, toKekError, zeroize,
   type EnvelopeWrap, type KekProvider, type ProviderDescription, type WrapContext,
 } from '@kekbroker/core';
-import { keyMaterialFlight, type LruCache } from '@kekbroker/cache';
+import type { KeyCache } from '@kekbroker/cache';
 import { HealthBook, type ProviderHealth } from './health';
 
 export interface KeyringOptions {
@@ -20,7 +20,8 @@ export interface KeyringOptions {
   providers: readonly KekProvider[];
   /** Wrap fails unless at least this many providers wrapped K. The active provider must always succeed. */
   minWraps?: number;
-  cache: LruCache;
+  /** L1 -> sealed L2 -> single-flight -> load (packages/cache KeyCache). */
+  cache: KeyCache;
   /** Called after every provider call, for metrics and audit. */
   onProviderCall?: (e: { provider: string; op: 'wrap' | 'unwrap'; result: string; seconds: number }) => void;
 }
@@ -43,15 +44,15 @@ export interface UnwrapResult {
   keyId: string;
   stale: boolean;
   cached: boolean;
+  /** Served from cache past its TTL because the KMS failed (cache.maxStaleSeconds); not the same as `stale`. */
+  servedStale: boolean;
 }
 
 export class Keyring extends EventEmitter {
   readonly name: string;
   private readonly providers: readonly KekProvider[];
   private readonly minWraps: number;
-  private readonly cache: LruCache;
-  /** Concurrent misses for one envelope share one provider call; each caller gets its own copy. */
-  private readonly flights = keyMaterialFlight();
+  private readonly cache: KeyCache;
   private readonly health: HealthBook;
   private descriptions = new Map<string, ProviderDescription>();
   private generation: Buffer | undefined;
@@ -183,7 +184,7 @@ export class Keyring extends EventEmitter {
       const { nonce, sealed } = sealPayload(k, plaintext, payloadAad(tenant, header));
       const ciphertext = encodeEnvelope({ version: ENVELOPE_VERSION, keyring: this.name, generation, wraps, nonce, sealed });
       // The broker saw this plaintext: cache it so other apiservers' Decrypts of this seed never reach a KMS.
-      this.cache.set(cacheKey(tenant, ciphertext), plaintext);
+      this.cache.put(cacheKey(tenant, ciphertext), { tenant, keyring: this.name, generation: generation.toString('hex') }, plaintext);
       return { ciphertext, keyId: formatKeyId(this.name, generation) };
     } finally {
       zeroize(k);
@@ -199,16 +200,9 @@ export class Keyring extends EventEmitter {
     }
     const stale = keyId !== this.keyIdNow;
     const ck = cacheKey(tenant, ciphertext);
-    const hit = this.cache.get(ck);
-    if (hit) return { plaintext: hit, keyId, stale, cached: true };
-    // Concurrent misses for one envelope make one KMS call. The flight owns the result it gets from
-    // unwrapUncached, hands each caller its own copy, then zeroes it; the cache keeps a copy of its own.
-    const plaintext = await this.flights.run(ck, async () => {
-      const opened = await this.unwrapUncached(tenant, env, signal);
-      this.cache.set(ck, opened);
-      return opened;
-    });
-    return { plaintext, keyId, stale, cached: false };
+    // L1, L2, then one KMS call per envelope across the fleet; the result is ours (core/secrets.ts).
+    const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, () => this.unwrapUncached(tenant, env, signal));
+    return { plaintext: got.plaintext, keyId, stale, cached: got.cached, servedStale: got.stale };
   }
 
   private async unwrapUncached(tenant: string, env: ReturnType<typeof decodeEnvelope>, signal: AbortSignal): Promise<Buffer> {

@@ -7,7 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { deadlineSignal, type KekProvider } from '@kekbroker/core';
 import type { BrokerConfig } from '@kekbroker/config';
-import { LruCache } from '@kekbroker/cache';
+import type { DefaultKeyCache } from '@kekbroker/cache';
+import type { Fleet } from '@kekbroker/ha';
 import { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
 import { buildAdminApp, hashToken } from './http/admin';
@@ -19,6 +20,7 @@ import { BrokerService } from './service';
 import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
 import { StreamRegistry } from './grpc/handlers';
+import { buildCacheAndFleet } from './ha';
 
 /** How often versions are re-read (catches rotations done elsewhere) and providers probed. */
 const REFRESH_MS = 15_000;
@@ -39,7 +41,8 @@ export class Broker {
     private readonly log: Logger,
     private readonly providers: readonly KekProvider[],
     readonly keyrings: ReadonlyMap<string, Keyring>,
-    private readonly cache: LruCache,
+    private readonly cache: DefaultKeyCache,
+    private readonly fleet: Fleet | undefined,
     private readonly grpcServer: grpc.Server,
     private readonly httpApps: readonly FastifyInstance[],
     readonly addresses: BrokerAddresses,
@@ -51,9 +54,10 @@ export class Broker {
   static async start(cfg: BrokerConfig, log: Logger): Promise<Broker> {
     const providers = new Map<string, KekProvider>();
     for (const [id, section] of Object.entries(cfg.providers)) providers.set(id, await createProvider(id, section));
-    const cache = new LruCache({ maxEntries: cfg.cache.maxEntries, ttlMs: cfg.cache.ttlSeconds * 1000 });
     const keyrings = new Map<string, Keyring>();
-    const metrics = new BrokerMetrics(cache, () => keyrings.values());
+    let metrics: BrokerMetrics | undefined;
+    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics?.staleServed.inc({ keyring, cause }));
+    metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values());
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
@@ -61,10 +65,11 @@ export class Broker {
         minWraps: k.minWraps,
         cache,
         onProviderCall: (e) => {
-          metrics.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
-          metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
+          metrics?.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
+          metrics?.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
         },
       });
+      keyring.setMaxListeners(0); // one listener per status stream
       keyring.on('change', () => {
         const s = keyring.status();
         log.info({ keyring: name, keyId: s.keyId, healthy: s.healthy, reason: s.reason }, 'keyring status changed');
@@ -76,21 +81,24 @@ export class Broker {
         k.refresh(deadlineSignal(10_000)).catch((e: unknown) => log.error({ err: e, keyring: k.name }, 'keyring not ready at start; retrying')),
       ),
     );
+    if (fleet) {
+      await fleet.start(keyrings.values(), cache);
+      log.info({ replica: fleet.replicaId, redis: cfg.redis?.mode, nodes: cfg.redis?.nodes }, 'fleet mode: shared sealed L2, fleet-wide single-flight, leader lease');
+    }
     const audit = cfg.log.audit ? log.child({ stream: 'audit' }) : undefined;
     const service = new BrokerService(cfg, keyrings, metrics, audit, log);
-    const isLeader = (): boolean => true; // single replica until leader election lands (HA issue)
     const streams = new StreamRegistry();
-    const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), isLeader, streams });
+    const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), leadership, streams });
 
     const state = { shuttingDown: false };
-    const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
+    const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown, leadership });
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
     if (cfg.admin.tokenFile) tokenHashes.push(hashToken((await fs.readFile(cfg.admin.tokenFile, 'utf8')).trim()));
-    const admin = buildAdminApp({ keyrings, tokenHashes, log, isLeader });
+    const admin = buildAdminApp({ keyrings, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv) });
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
 
-    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state);
+    const broker = new Broker(cfg, log, [...providers.values()], keyrings, cache, fleet, server, [health, admin], { grpcPort, httpPort, adminPort }, streams, state);
     broker.schedule();
     log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
@@ -126,6 +134,8 @@ export class Broker {
     this.streams.drain();
     await stopGrpcServer(this.grpcServer, graceMs);
     await Promise.all(this.httpApps.map((a) => a.close()));
+    // Give the lease up so another replica takes over at once rather than after the TTL.
+    await this.fleet?.stop().catch(() => undefined);
     await Promise.all(this.providers.map((p) => p.close().catch(() => undefined)));
     this.cache.clear();
     this.log.info('broker stopped');

@@ -3,6 +3,7 @@
  * returns exactly once (`return callback(...)`), and every error goes through toGrpcError.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { EventEmitter } from 'node:events';
 import type {
   KekBrokerHandlers, KeyringStatus, SessionRequest__Output, WrapResponse, UnwrapResponse, SessionResponse, UnwrapRequest__Output, WatchStatusRequest__Output, WrapRequest__Output,
 } from '@kekbroker/proto';
@@ -21,8 +22,18 @@ export const STATUS_HEARTBEAT_MS = 5000;
 export interface HandlerDeps {
   service: BrokerService;
   identity: IdentityMapper;
-  isLeader: () => boolean;
+  leadership: Leadership;
   streams: StreamRegistry;
+}
+
+/** What a replica reports about the fleet; without Redis a lone replica is always the leader. */
+export interface Leadership {
+  isLeader(): boolean;
+  epoch(): number;
+  replicaId: string;
+  cacheShared(keyring: string): boolean;
+  /** Emits 'change' when this replica gains or loses the lease, so status streams push at once. */
+  events: EventEmitter;
 }
 
 /**
@@ -44,15 +55,18 @@ export class StreamRegistry {
   }
 }
 
-export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
+export function toStatusMessage(k: Keyring, l: Leadership): KeyringStatus {
   const s = k.status();
   return {
     keyring: s.keyring,
     key_id: s.keyId ?? '',
     healthy: s.healthy,
     reason: s.reason,
-    leader,
+    leader: l.isLeader(),
     providers: s.providers.map((p) => ({ id: p.id, type: p.type, role: p.role, current_version_ref: p.currentVersionRef })),
+    leader_epoch: l.epoch(),
+    replica_id: l.replicaId,
+    cache_shared: l.cacheShared(s.keyring),
   };
 }
 
@@ -188,14 +202,16 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
         return;
       }
       const push = (): void => {
-        call.write(toStatusMessage(keyring, deps.isLeader()));
+        call.write(toStatusMessage(keyring, deps.leadership));
       };
       push();
       keyring.on('change', push);
+      deps.leadership.events.on('change', push);
       const heartbeat = setInterval(push, STATUS_HEARTBEAT_MS);
       const stop = (): void => {
         clearInterval(heartbeat);
         keyring.off('change', push);
+        deps.leadership.events.off('change', push);
         unregister();
       };
       const unregister = deps.streams.add(() => {
