@@ -58,13 +58,13 @@ export class FleetCache implements SharedCache {
         return { plaintext: await load(), source: 'load' };
       }
       if (locked === 'OK') {
-        if (waited) this.counters.flightTakeovers++;
-        // Someone may have filled L2 between our read and our lock.
-        const raced = waited ? undefined : await this.read(key, meta);
+        // The previous holder may have written L2 and released the lock since our last read.
+        const raced = await this.read(key, meta);
         if (raced) {
           void this.release(key, token);
           return { plaintext: raced, source: 'l2' };
         }
+        if (waited) this.counters.flightTakeovers++;
         return { plaintext: await this.leadLoad(key, meta, token, load), source: 'load' };
       }
       if (!waited) this.counters.flightWaits++;

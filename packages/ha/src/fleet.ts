@@ -43,6 +43,7 @@ export class Fleet {
   private jobTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private jobsRunning = false;
 
   private constructor(
     private readonly cmd: RedisClient,
@@ -102,10 +103,16 @@ export class Fleet {
   /** Leader only: create or rotate due sealing keys; fenced by the lease token. */
   private async runJobs(force = false): Promise<string[]> {
     const token = this.lease.leaseToken;
-    if (!token || this.stopped) return [];
-    const rotated = await this.sealing.rotateIfDue(token, this.ha.sealingKeyRotationSeconds * 1000, force);
-    for (const keyring of rotated) await this.bus.publish({ type: 'sealing', keyring }).catch(() => undefined);
-    return rotated;
+    // Never two runs at once (the timer and a lease change can coincide): two first keys would be made.
+    if (!token || this.stopped || this.jobsRunning) return [];
+    this.jobsRunning = true;
+    try {
+      const rotated = await this.sealing.rotateIfDue(token, this.ha.sealingKeyRotationSeconds * 1000, force);
+      for (const keyring of rotated) await this.bus.publish({ type: 'sealing', keyring }).catch(() => undefined);
+      return rotated;
+    } finally {
+      this.jobsRunning = false;
+    }
   }
 
   /** Admin: rotate every keyring's sealing key now (leader only). */

@@ -85,7 +85,18 @@ export class SealingKeys {
     await Promise.all([...this.rings.values()].map((r) => this.refresh(r)));
   }
 
-  private async refresh(r: Ring): Promise<void> {
+  /** One refresh per keyring at a time: concurrent triggers (a message, the timer, a reconnect) share it. */
+  private readonly refreshing = new Map<string, Promise<void>>();
+
+  private refresh(r: Ring): Promise<void> {
+    const running = this.refreshing.get(r.keyring.name);
+    if (running) return running;
+    const p = this.doRefresh(r).finally(() => this.refreshing.delete(r.keyring.name));
+    this.refreshing.set(r.keyring.name, p);
+    return p;
+  }
+
+  private async doRefresh(r: Ring): Promise<void> {
     let h: Record<string, string>;
     try {
       h = await this.o.health.run(this.o.commandTimeoutMs, () => this.o.redis.hgetall(this.o.keys.sealing(r.keyring.name)));
@@ -125,7 +136,10 @@ export class SealingKeys {
     const rotated: string[] = [];
     for (const r of this.rings.values()) {
       if (!r.keyring.keyId) continue; // cannot wrap before the keyring is ready
-      if (!force && r.currentId && Date.now() - r.currentCreated < rotationMs) continue;
+      // Also rotate when the current key cannot be opened here (e.g. the keyring's providers changed): the
+      // leader can always wrap a new one, and until then the whole fleet would run on L1 alone.
+      const openHere = r.currentId !== undefined && r.keys.has(r.currentId);
+      if (!force && openHere && Date.now() - r.currentCreated < rotationMs) continue;
       const key = randomBytes(32);
       try {
         const { ciphertext } = await r.keyring.wrap(CACHE_SEALING_TENANT, key, deadlineSignal(5000));
