@@ -4,7 +4,7 @@ import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { acceptPreserialized, kmsV2 } from '@kekbroker/proto';
 import type { Logger } from '@kekbroker/telemetry';
-import { BrokerClient } from './broker-client';
+import { BrokerPool } from './broker-pool';
 import { KmsV2Service } from './kms-service';
 import { ShimMetrics } from './metrics';
 import { bindUnixSocket } from './socket';
@@ -24,7 +24,7 @@ export interface ShimOptions {
 export class Shim {
   private constructor(
     private readonly server: grpc.Server,
-    private readonly broker: BrokerClient,
+    private readonly broker: BrokerPool,
     private readonly http: http.Server | undefined,
     private readonly socket: string,
     private readonly log: Logger,
@@ -34,8 +34,9 @@ export class Shim {
     const credentials = o.tls
       ? grpc.credentials.createSsl(await fs.readFile(o.tls.caFile), await fs.readFile(o.tls.keyFile), await fs.readFile(o.tls.certFile))
       : grpc.credentials.createInsecure();
-    const broker = new BrokerClient({ endpoints: o.brokers, keyring: o.keyring, credentials, devTenant: o.tls ? undefined : o.devTenant, serverName: o.tls?.serverName });
+    const broker = new BrokerPool({ endpoints: o.brokers, keyring: o.keyring, credentials, devTenant: o.tls ? undefined : o.devTenant, serverName: o.tls?.serverName });
     broker.on('connected', (ep: string) => log.info({ broker: ep, keyId: broker.status?.key_id }, 'connected to broker'));
+    broker.on('suspect', (ep: string, why: string) => log.warn({ broker: ep, why }, 'broker replica missed a deadline: calls go to another replica until it answers again'));
     broker.on('disconnected', (why: string, _code: number, was: boolean) => (was ? log.warn : log.debug).call(log, { why }, 'broker connection lost; reconnecting'));
     let lastKeyId: string | undefined;
     broker.on('status', (s: { key_id: string; healthy: boolean; reason: string }) => {
