@@ -37,10 +37,10 @@ export interface SharedCache {
 export interface Invalidation { keyring: string; tenant?: string; generation?: string; revoke?: boolean }
 
 /**
- * The tenant under which the cache-sealing key itself is wrapped by a keyring. Tenant names in config are DNS
- * labels, so this one (leading underscore) can never collide with a real tenant. Never cached.
+ * The tenant under which the cache-sealing key itself is wrapped by a keyring (the AAD binds it, like any
+ * wrap). Reserved: the config loader refuses a tenant of this name. Never cached.
  */
-export const CACHE_SEALING_TENANT = '_kekbroker-cache-sealing';
+export const CACHE_SEALING_TENANT = 'kekbroker-cache-sealing';
 
 const STALE_SERVABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unavailable', 'timeout', 'throttled']);
 

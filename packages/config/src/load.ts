@@ -51,6 +51,8 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
     });
     if (k.minWraps > k.providers.length) problems.push(`/keyrings/${name}/minWraps: ${k.minWraps} is more than its ${k.providers.length} provider(s)`);
   }
+  // Reserved for the cache-sealing key's wraps (packages/cache CACHE_SEALING_TENANT).
+  if (cfg.tenants['kekbroker-cache-sealing']) problems.push('/tenants/kekbroker-cache-sealing: this tenant name is reserved for the broker\'s cache-sealing key; rename the tenant');
   const identities = new Map<string, string>();
   for (const [name, t] of Object.entries(cfg.tenants)) {
     t.keyrings.forEach((k, i) => {

@@ -107,6 +107,8 @@ export class Fleet {
     if (!token || this.stopped || this.jobsRunning) return [];
     this.jobsRunning = true;
     try {
+      // Re-read first: after a FLUSHALL or a new empty Redis the hash is gone and a new key must be made.
+      await this.sealing.refreshAll();
       const rotated = await this.sealing.rotateIfDue(token, this.ha.sealingKeyRotationSeconds * 1000, force);
       for (const keyring of rotated) await this.bus.publish({ type: 'sealing', keyring }).catch(() => undefined);
       return rotated;
