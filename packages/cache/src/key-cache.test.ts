@@ -69,3 +69,36 @@ test('flush by tenant leaves other tenants; the sealing tenant is never cached',
   assert.equal(c.l1.get('a1'), undefined);
   assert.deepEqual(c.l1.get('b1'), Buffer.from('b'));
 });
+
+test('a shared load is not abandoned while a later caller still waits (the first caller\'s deadline is not the flight\'s)', async () => {
+  const c = cache();
+  const first = new AbortController();
+  const second = new AbortController();
+  let loadSignal: AbortSignal | undefined;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const load = async (s?: AbortSignal): Promise<Buffer> => {
+    loadSignal = s;
+    await gate;
+    return Buffer.from('v');
+  };
+  const a = c.getOrLoad('x', meta, first.signal, load);
+  const b = c.getOrLoad('x', meta, second.signal, load);
+  first.abort();
+  assert.equal(loadSignal?.aborted, false, 'still wanted by the second caller');
+  release();
+  assert.deepEqual((await b).plaintext, Buffer.from('v'));
+  await a;
+  const third = new AbortController();
+  let release2!: () => void;
+  const gate2 = new Promise<void>((r) => (release2 = r));
+  const p = c.getOrLoad('y', meta, third.signal, async (s) => {
+    loadSignal = s;
+    await gate2;
+    return Buffer.from('w');
+  });
+  third.abort();
+  assert.equal(loadSignal?.aborted, true, 'aborted once nobody waits');
+  release2();
+  await p;
+});

@@ -41,7 +41,7 @@ const RedisSection = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    commandTimeoutMs: Type.Integer({ minimum: 20, maximum: 10_000, default: 300, description: 'a Redis command slower than this fails and the broker goes on without Redis' }),
+    commandTimeoutMs: Type.Integer({ minimum: 20, maximum: 10_000, default: 500, description: 'a Redis command slower than this fails and the broker goes on without Redis for a 1 s back-off' }),
     connectTimeoutMs: Type.Integer({ minimum: 50, maximum: 30_000, default: 1000 }),
   },
   { additionalProperties: false, description: 'optional: shared sealed L2 cache, fleet-wide single-flight, invalidation, leader lease' },

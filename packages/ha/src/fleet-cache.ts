@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { throwIfAborted } from '@kekbroker/core';
-import type { KeyCacheEntryMeta, SharedCache } from '@kekbroker/cache';
+import type { KeyCacheEntryMeta, LoadFn, SharedCache } from '@kekbroker/cache';
 import type { FleetBus } from './bus';
 import type { RedisKeys } from './keys';
 import type { RedisClient, RedisHealth } from './redis-client';
@@ -42,7 +42,7 @@ export class FleetCache implements SharedCache {
     return this.o.health.up && this.o.sealing.current(keyring) !== undefined;
   }
 
-  async getOrLoad(key: string, meta: KeyCacheEntryMeta, signal: AbortSignal, load: () => Promise<Buffer>): Promise<{ plaintext: Buffer; source: 'l2' | 'load' }> {
+  async getOrLoad(key: string, meta: KeyCacheEntryMeta, signal: AbortSignal, load: LoadFn): Promise<{ plaintext: Buffer; source: 'l2' | 'load' }> {
     const first = await this.read(key, meta);
     if (first) return { plaintext: first, source: 'l2' };
     const token = randomBytes(9).toString('base64');
@@ -82,7 +82,7 @@ export class FleetCache implements SharedCache {
     if (sealed) void this.write(key, sealed).catch(() => undefined);
   }
 
-  private async leadLoad(key: string, meta: KeyCacheEntryMeta, token: string, load: () => Promise<Buffer>): Promise<Buffer> {
+  private async leadLoad(key: string, meta: KeyCacheEntryMeta, token: string, load: LoadFn): Promise<Buffer> {
     this.counters.flightLeads++;
     const renew = setInterval(() => {
       void this.o.health.run(this.o.commandTimeoutMs, () => this.o.redis.eval(RENEW, 1, this.o.keys.lock(key), token, String(this.o.lockMs))).catch(() => undefined);

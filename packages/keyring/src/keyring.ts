@@ -201,7 +201,7 @@ export class Keyring extends EventEmitter {
     const stale = keyId !== this.keyIdNow;
     const ck = cacheKey(tenant, ciphertext);
     // L1, L2, then one KMS call per envelope across the fleet; the result is ours (core/secrets.ts).
-    const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, () => this.unwrapUncached(tenant, env, signal));
+    const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, (shared) => this.unwrapUncached(tenant, env, shared ?? signal));
     return { plaintext: got.plaintext, keyId, stale, cached: got.cached, servedStale: got.stale };
   }
 

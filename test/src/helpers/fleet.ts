@@ -14,6 +14,8 @@ export interface FleetOptions {
   /** Provider section for the keyring's single provider (default: the local software key, shared file). */
   providerYaml?: string;
   extraYaml?: string;
+  redisCommandTimeoutMs?: number;
+  flightLockMs?: number;
 }
 
 export class TestFleet {
@@ -80,8 +82,8 @@ tenants:
   dev: { keyrings: [default] }
   tenant-b: { keyrings: [default] }
 cache: { maxStaleSeconds: 300 }
-redis: { mode: ${o.redisMode ?? 'standalone'}, nodes: [${o.redis.map((r) => `"${r}"`).join(', ')}]${o.sentinelName ? `, sentinelName: ${o.sentinelName}` : ''}, commandTimeoutMs: 300 }
-ha: { replicaId: ${replicaId}, leaseTtlMs: 3000, renewEveryMs: 1000, flightLockMs: 1000 }
+redis: { mode: ${o.redisMode ?? 'standalone'}, nodes: [${o.redis.map((r) => `"${r}"`).join(', ')}]${o.sentinelName ? `, sentinelName: ${o.sentinelName}` : ''}, commandTimeoutMs: ${o.redisCommandTimeoutMs ?? 1000} }
+ha: { replicaId: ${replicaId}, leaseTtlMs: 3000, renewEveryMs: 1000, flightLockMs: ${o.flightLockMs ?? 2500} }
 log: { level: info, audit: false }
 ${o.extraYaml ?? ''}`;
 }
