@@ -43,13 +43,16 @@ test('one tenant cannot take more than its share; others keep their entries', ()
   assert.equal(c.tenantBytes('noisy'), 5 * (32 + ENTRY_OVERHEAD_BYTES));
 });
 
-test('values are compact own copies (no shared pool slab), handed out as copies', () => {
+test('values are compact own copies (the cache\'s own slabs), handed out as copies', () => {
   const c = new L1Cache({ maxEntries: 10, maxBytes: 1 << 20, ttlMs: 60_000 });
   const mine = Buffer.from('secret-seed-bytes');
   c.set('k', meta(), mine);
   mine.fill(0);
   const stored = inner(c, 'k') as Buffer;
-  assert.equal(stored.buffer.byteLength, stored.length, 'an unpooled allocation of exactly the value size');
+  assert.equal(stored.buffer.byteLength, 64 * 1024, 'lives in one of the cache\'s own slabs, not a shared pool slab');
+  const big = Buffer.alloc(100, 7);
+  c.set('big', meta(), big);
+  assert.equal((inner(c, 'big') as Buffer).buffer.byteLength, 100, 'a value larger than a slot gets its own allocation');
   const out = c.get('k') as Buffer;
   out.fill(0);
   assert.deepEqual(c.get('k'), Buffer.from('secret-seed-bytes'));
@@ -71,4 +74,16 @@ test('maxEntries 0 disables the cache', () => {
   const c = new L1Cache({ maxEntries: 0, maxBytes: 100, ttlMs: 10 });
   c.set('k', meta(), Buffer.from('v'));
   assert.equal(c.get('k'), undefined);
+});
+
+test('slab slots are zeroed and reused on eviction; an empty slab is released', () => {
+  const c = new L1Cache({ maxEntries: 3000, maxBytes: 1 << 30, ttlMs: 60_000 });
+  for (let i = 0; i < 2048; i++) c.set(`k${i}`, meta(), Buffer.alloc(32, 1 + (i % 200)));
+  const slabs = (c as unknown as { slabs: { slabCount: number } }).slabs;
+  assert.equal(slabs.slabCount, 2);
+  const first = inner(c, 'k0') as Buffer;
+  for (let i = 0; i < 1024; i++) c.delete(`k${i}`);
+  assert.deepEqual(first, Buffer.alloc(32), 'zeroed on delete');
+  assert.equal(slabs.slabCount, 1, 'the emptied slab is gone');
+  for (let i = 1024; i < 2048; i++) assert.deepEqual(c.get(`k${i}`), Buffer.alloc(32, 1 + (i % 200)));
 });

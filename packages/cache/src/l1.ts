@@ -4,14 +4,15 @@
  *
  * Values are key material (core/secrets.ts): the cache stores its own compact copy, hands out copies, and
  * zeroes its copy whenever lru-cache lets go of it (eviction, expiry, delete, overwrite, clear).
- * Copies use Buffer.allocUnsafeSlow: a small Buffer.from() copy is a view into a shared 8 KiB pool slab, so
- * 100k cached 32-byte seeds would pin ~100k slabs (~800 MiB) instead of ~3 MiB.
+ * Small values (seeds) live in the cache's own slabs (slabs.ts): no per-value ArrayBuffer, and no copy that
+ * pins one of Node's shared 8 KiB pool slabs.
  *
  * An entry is fresh for ttlMs; with maxStaleMs > 0 it is kept that much longer and may be served as stale,
  * but only by KeyCache and only when the KMS itself failed (unavailable/timeout/throttled).
  */
 import { LRUCache } from 'lru-cache';
 import type { KeyCacheEntryMeta } from './key-cache';
+import { SmallValueSlabs, type SlotRef } from './slabs';
 
 export interface L1Options {
   /** 0 disables L1 (every get misses, set is a no-op). */
@@ -27,6 +28,7 @@ export interface L1Options {
 
 interface Entry extends KeyCacheEntryMeta {
   value: Buffer;
+  slot: SlotRef | undefined;
   freshUntil: number;
 }
 
@@ -41,6 +43,7 @@ export class L1Cache {
   private readonly tenantCap: { entries: number; bytes: number };
   /** Per tenant: its keys and its accounted bytes. */
   private readonly tenants = new Map<string, { keys: Set<string>; bytes: number }>();
+  private readonly slabs = new SmallValueSlabs();
   hits = 0;
   misses = 0;
 
@@ -97,9 +100,8 @@ export class L1Cache {
     const size = value.length + ENTRY_OVERHEAD_BYTES;
     if (size > this.tenantCap.bytes) return; // larger than a tenant may ever hold: not cached
     if (this.tenantCapped) this.makeRoomFor(meta.tenant, key, size);
-    const copy = Buffer.allocUnsafeSlow(value.length);
-    copy.set(value);
-    this.lru.set(key, { ...meta, value: copy, freshUntil: Date.now() + this.ttlMs });
+    const { buf, slot } = this.slabs.store(value);
+    this.lru.set(key, { tenant: meta.tenant, keyring: meta.keyring, generation: meta.generation, value: buf, slot, freshUntil: Date.now() + this.ttlMs });
     const t = this.tenants.get(meta.tenant) ?? { keys: new Set<string>(), bytes: 0 };
     t.keys.add(key);
     t.bytes += size;
@@ -152,6 +154,7 @@ export class L1Cache {
 
   private forget(key: string, e: Entry): void {
     e.value.fill(0);
+    if (e.slot) this.slabs.release(e.slot);
     const t = this.tenants.get(e.tenant);
     if (!t || !t.keys.delete(key)) return;
     t.bytes -= e.value.length + ENTRY_OVERHEAD_BYTES;
