@@ -42,7 +42,7 @@ describe('restart storm: one KMS call per distinct seed across the fleet', { tim
     redis = await startRedis();
     // The count is about coalescing, not latency: on a loaded shared box an SDK retry (one more call at the
     // emulator) or a deadline-abandoned call would blur it, so this fleet gets generous timeouts and one attempt.
-    const providerYaml = `{ type: aws-kms, region: us-east-1, keyId: alias/kekbroker-dev, endpoint: "http://127.0.0.1:${aws}", maxAttempts: 1, requestTimeoutMs: 10000, callTimeoutMs: 12000, credentials: { source: env, accessKeyIdEnv: E2E_AWS_KEY, secretAccessKeyEnv: E2E_AWS_SECRET } }`;
+    const providerYaml = `{ type: aws-kms, region: us-east-1, keyId: alias/kekbroker-dev, endpoint: "http://127.0.0.1:${aws}", maxAttempts: 1, requestTimeoutMs: 10000, connectionTimeoutMs: 5000, callTimeoutMs: 12000, credentials: { source: env, accessKeyIdEnv: E2E_AWS_KEY, secretAccessKeyEnv: E2E_AWS_SECRET } }`;
     fleet = await TestFleet.start(dir, 3, { redis: [redis.address], providerYaml, extraYaml: 'limits: { deadlineMs: 12000 }\n', redisCommandTimeoutMs: 3000, flightLockMs: 5000 });
     const c = brokerClient(fleet.ports[0]?.grpc as number);
     for (let i = 0; i < SEEDS; i++) {
