@@ -34,7 +34,7 @@ export class SmallValueSlabs {
       own.set(value);
       return { buf: own };
     }
-    let slab = this.withRoom.values().next().value as Slab | undefined;
+    let slab = this.withRoom.values().next().value;
     if (!slab) {
       slab = { mem: Buffer.allocUnsafeSlow(SLOT_BYTES * SLOTS_PER_SLAB).fill(0), free: Array.from({ length: SLOTS_PER_SLAB }, (_, i) => SLOTS_PER_SLAB - 1 - i), used: 0 };
       this.slabs.add(slab);

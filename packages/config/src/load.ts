@@ -100,7 +100,7 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
     }
   };
   for (const p of Object.values(cfg.providers)) walk(p);
-  if (cfg.redis) walk(cfg.redis as unknown as Record<string, unknown>);
+  if (cfg.redis) walk(cfg.redis);
 }
 
 export function deepFreeze<T>(o: T): T {

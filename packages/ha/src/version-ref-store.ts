@@ -41,6 +41,6 @@ export class CompositeVersionRefStore implements VersionRefStore {
   async save(keyring: string, refs: Record<string, string>): Promise<void> {
     const results = await Promise.allSettled([this.primary.save(keyring, refs), this.fallback.save(keyring, refs)]);
     const failed = results.find((r) => r.status === 'rejected');
-    if (failed && results.every((r) => r.status === 'rejected')) throw (failed as PromiseRejectedResult).reason;
+    if (failed && results.every((r) => r.status === 'rejected')) throw (failed).reason;
   }
 }

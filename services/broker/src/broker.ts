@@ -55,9 +55,9 @@ export class Broker {
     const providers = new Map<string, KekProvider>();
     for (const [id, section] of Object.entries(cfg.providers)) providers.set(id, await createProvider(id, section));
     const keyrings = new Map<string, Keyring>();
-    let metrics: BrokerMetrics | undefined;
-    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics?.staleServed.inc({ keyring, cause }));
-    metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values());
+    // The stale callback runs only once requests flow, after `metrics` exists.
+    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }));
+    const metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values());
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
@@ -65,8 +65,8 @@ export class Broker {
         minWraps: k.minWraps,
         cache,
         onProviderCall: (e) => {
-          metrics?.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
-          metrics?.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
+          metrics.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
+          metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
         },
       });
       keyring.setMaxListeners(0); // one listener per status stream

@@ -66,7 +66,7 @@ export class TestFleet {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.handles.map((h) => h?.proc.kill('SIGKILL')));
+    await Promise.all(this.handles.flatMap((h) => (h ? [h.proc.kill('SIGKILL')] : [])));
   }
 }
 
