@@ -5,7 +5,8 @@
  * A dead or hung Redis must never hold a request past its deadline (principle 2: Redis makes the fleet
  * faster, never more fragile). So the command connection has NO offline queue (a command while disconnected
  * fails at once), one retry at most, and a per-command timeout; on top, RedisHealth keeps the broker off Redis
- * for a short back-off after any failure, so a SIGSTOPped Redis costs one timeout, not one per request.
+ * for a short back-off after any failure (ended early by the next command that succeeds, e.g. the lease
+ * renewal), so a SIGSTOPped Redis costs one timeout, not one per request.
  * The subscriber connection (invalidation, flight notifications) does queue: it re-subscribes by itself.
  */
 import { promises as fs } from 'node:fs';
@@ -131,6 +132,11 @@ export class RedisHealth {
     return Date.now() >= this.downUntil;
   }
 
+  /** A command succeeded (any: the lease renewal, a sync): Redis is back, stop the back-off early. */
+  succeeded(): void {
+    this.downUntil = 0;
+  }
+
   failed(e: unknown): void {
     this.failures++;
     this.lastError = e instanceof Error ? e.message : String(e);
@@ -141,12 +147,14 @@ export class RedisHealth {
   async run<T>(ms: number, fn: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
+      const out = await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`redis command timed out after ${ms} ms`)), ms);
         }),
       ]);
+      this.succeeded();
+      return out;
     } catch (e) {
       this.failed(e);
       throw e;
