@@ -70,6 +70,8 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
     });
     if (k.minWraps > k.providers.length) problems.push(`/keyrings/${name}/minWraps: ${k.minWraps} is more than its ${k.providers.length} provider(s)`);
   }
+  // Reserved for the cache-sealing key's wraps (packages/cache CACHE_SEALING_TENANT).
+  if (cfg.tenants['kekbroker-cache-sealing']) problems.push('/tenants/kekbroker-cache-sealing: this tenant name is reserved for the broker\'s cache-sealing key; rename the tenant');
   const identities = new Map<string, string>();
   for (const [name, t] of Object.entries(cfg.tenants)) {
     t.keyrings.forEach((k, i) => {
@@ -82,6 +84,13 @@ export function validateConfig(raw: unknown, file: string, providerSchemas: Prov
     }
   }
   if (!cfg.grpc.insecureLoopback && !cfg.grpc.tls) problems.push('/grpc/tls: required unless grpc.insecureLoopback is true (dev mode)');
+  if (cfg.redis) {
+    if (cfg.redis.mode === 'sentinel' && !cfg.redis.sentinelName) problems.push('/redis/sentinelName: required when redis.mode is sentinel');
+    if (cfg.redis.mode === 'standalone' && cfg.redis.nodes.length !== 1) problems.push('/redis/nodes: standalone mode takes exactly one host:port');
+    if (cfg.redis.passwordFile && cfg.redis.passwordEnv) problems.push('/redis: give passwordFile or passwordEnv, not both');
+    if (cfg.redis.tls && Boolean(cfg.redis.tls.certFile) !== Boolean(cfg.redis.tls.keyFile)) problems.push('/redis/tls: certFile and keyFile go together');
+  }
+  if (cfg.ha.renewEveryMs * 2 > cfg.ha.leaseTtlMs) problems.push(`/ha/renewEveryMs: ${cfg.ha.renewEveryMs} must be at most half of leaseTtlMs (${cfg.ha.leaseTtlMs}) so a slow renewal cannot lose the lease`);
   if (cfg.grpc.insecureLoopback && !isLoopback(cfg.grpc.listen)) problems.push(`/grpc/listen: insecureLoopback only binds a loopback address, not ${cfg.grpc.listen}`);
   problems.push(...transitProblems(cfg));
   if (problems.length) throw new ConfigError(file, problems);
@@ -120,6 +129,7 @@ function resolvePaths(cfg: BrokerConfig, baseDir: string): void {
   };
   for (const p of Object.values(cfg.providers)) walk(p);
   walk(cfg.transit); // tls.*File, policyFile
+  if (cfg.redis) walk(cfg.redis);
 }
 
 export function deepFreeze<T>(o: T): T {

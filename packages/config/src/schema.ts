@@ -119,6 +119,37 @@ const Transit = Type.Object(
 );
 // ---- end transit ------------------------------------------------------------------------------------------
 
+// --- issue 9 (HA) block: Redis connection ---
+const RedisSection = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('standalone'), Type.Literal('sentinel'), Type.Literal('cluster')], { default: 'standalone' }),
+    nodes: Type.Array(Type.String({ pattern: '^[A-Za-z0-9.:\\[\\]-]+:[0-9]{1,5}$' }), {
+      minItems: 1, description: 'host:port; standalone: the server; sentinel: the sentinels; cluster: seed nodes',
+    }),
+    sentinelName: Type.Optional(Type.String({ minLength: 1, description: 'sentinel mode: the master group name' })),
+    username: Type.Optional(Type.String({ minLength: 1, description: 'ACL user' })),
+    passwordFile: Type.Optional(Type.String({ description: 'file holding the ACL password (read once at start)' })),
+    passwordEnv: Type.Optional(Type.String({ pattern: '^[A-Z_][A-Z0-9_]*$', description: 'environment variable holding the ACL password' })),
+    db: Type.Integer({ minimum: 0, maximum: 15, default: 0, description: 'standalone/sentinel only' }),
+    keyPrefix: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,32}$', default: 'kekbroker:', description: 'prefix of every key and channel' }),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          caFile: Type.Optional(Type.String({ description: 'PEM CA bundle for the Redis server certificate' })),
+          certFile: Type.Optional(Type.String({ description: 'client certificate (Redis tls-auth-clients)' })),
+          keyFile: Type.Optional(Type.String()),
+          serverName: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    commandTimeoutMs: Type.Integer({ minimum: 20, maximum: 10_000, default: 500, description: 'a Redis command slower than this fails and the broker goes on without Redis for a 1 s back-off' }),
+    connectTimeoutMs: Type.Integer({ minimum: 50, maximum: 30_000, default: 1000 }),
+  },
+  { additionalProperties: false, description: 'optional: shared sealed L2 cache, fleet-wide single-flight, invalidation, leader lease' },
+);
+// --- end issue 9 block ---
+
 export const ConfigSchema = Type.Object(
   {
     grpc: Type.Object(
@@ -198,9 +229,27 @@ export const ConfigSchema = Type.Object(
       {
         maxEntries: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 100_000, description: '0 disables the L1 cache' }),
         ttlSeconds: Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600, default: 3600, description: 'you cannot cache a key forever' }),
+        // --- issue 9 (HA) block: cache bounds and stale serving ---
+        maxBytes: Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 * 1024, default: 256 * 1024 * 1024, description: 'L1 bound in bytes of cached plaintext (with maxEntries: whichever is hit first)' }),
+        maxStaleSeconds: Type.Integer({ minimum: 0, maximum: 24 * 3600, default: 0, description: 'serve an expired entry this long past its TTL when the KMS is unavailable, timing out or throttling (0 = never)' }),
+        perTenantMaxFraction: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.5, description: 'largest share of maxBytes and maxEntries one tenant may hold' }),
+        // --- end issue 9 block ---
       },
       { additionalProperties: false, default: {} },
     ),
+    // --- issue 9 (HA) block: Redis and leadership ---
+    redis: Type.Optional(RedisSection),
+    ha: Type.Object(
+      {
+        replicaId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'this replica in logs, metrics and the lease (default: hostname-pid)' })),
+        leaseTtlMs: Type.Integer({ minimum: 1000, maximum: 60_000, default: 5000, description: 'leader lease TTL: a dead leader is replaced within this' }),
+        renewEveryMs: Type.Integer({ minimum: 200, maximum: 20_000, default: 1500, description: 'lease renewal period; must be well below leaseTtlMs' }),
+        sealingKeyRotationSeconds: Type.Integer({ minimum: 60, maximum: 90 * 24 * 3600, default: 24 * 3600, description: 'the leader replaces the L2 cache-sealing key this often' }),
+        flightLockMs: Type.Integer({ minimum: 200, maximum: 30_000, default: 1500, description: 'fleet-wide single-flight lock TTL (renewed while the holder works; a dead holder is taken over after it)' }),
+      },
+      { additionalProperties: false, default: {}, description: 'used only when redis is configured' },
+    ),
+    // --- end issue 9 block ---
     limits: Type.Object(
       {
         deadlineMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 2500, description: 'longest the broker works on one request' }),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KekError, decodeEnvelope, isKekError } from '@kekbroker/core';
-import { LruCache } from '@kekbroker/cache';
+import { DefaultKeyCache, L1Cache } from '@kekbroker/cache';
 import { ProviderGuard, boundedSignal } from '@kekbroker/resilience';
 import { Keyring, type KeyringEvent } from './keyring';
 import { FakeProvider } from './test-support';
@@ -13,7 +13,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function ring(n = 3, opts: { holdDownMs?: number; minWraps?: number } = {}) {
   const providers = Array.from({ length: n }, (_, i) => new FakeProvider(`p${i}`));
   const guards = new Map(providers.map((p) => [p.id, new ProviderGuard(p.id, { breaker: { volumeThreshold: 3, halfOpenAfterMs: 100 } })] as const));
-  const cache = new LruCache({ maxEntries: 100, ttlMs: 60_000 });
+  const cache = new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 100, maxBytes: 1 << 20, ttlMs: 60_000 }), maxStaleMs: 0 });
   const events: KeyringEvent[] = [];
   const k = new Keyring({ name: 'prod', providers, cache, guards, holdDownMs: opts.holdDownMs ?? 400, minWraps: opts.minWraps ?? 1, onEvent: (e) => events.push(e) });
   await k.refresh(sig());
@@ -150,7 +150,7 @@ test('a slow active on unwrap leaves time for the next wrap within the caller de
 test('start with a provider down keeps the key_id saved by an earlier run', async () => {
   const store = new MemoryVersionRefStore();
   const providers = [new FakeProvider('p0'), new FakeProvider('p1')];
-  const mk = () => new Keyring({ name: 'prod', providers, cache: new LruCache({ maxEntries: 1, ttlMs: 1000 }), versionRefs: store });
+  const mk = () => new Keyring({ name: 'prod', providers, cache: new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 1, maxBytes: 1 << 20, ttlMs: 1000 }), maxStaleMs: 0 }), versionRefs: store });
   const first = mk();
   await first.refresh(sig());
   providers[1]!.fail = new KekError('unavailable', 'down at start');
@@ -160,7 +160,7 @@ test('start with a provider down keeps the key_id saved by an earlier run', asyn
   assert.equal(second.status().providers[1]!.versionRefFromStore, true);
   const w = await second.wrap('t1', Buffer.alloc(32, 8), sig());
   assert.equal(w.keyId, first.keyId);
-  const third = new Keyring({ name: 'prod', providers, cache: new LruCache({ maxEntries: 1, ttlMs: 1000 }), versionRefs: new MemoryVersionRefStore() });
+  const third = new Keyring({ name: 'prod', providers, cache: new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 1, maxBytes: 1 << 20, ttlMs: 1000 }), maxStaleMs: 0 }), versionRefs: new MemoryVersionRefStore() });
   await assert.rejects(third.refresh(sig()), /down at start/);
   assert.match(third.status().reason, /key_id unknown: p1 never described/);
 });

@@ -2,21 +2,21 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KekError, isKekError } from '@kekbroker/core';
 import { FakeProvider } from './test-support';
-import { LruCache } from '@kekbroker/cache';
+import { DefaultKeyCache, L1Cache } from '@kekbroker/cache';
 import { Keyring } from './keyring';
 
 const sig = (): AbortSignal => AbortSignal.timeout(5000);
 
 async function ring(n = 2, minWraps = 1) {
   const providers = Array.from({ length: n }, (_, i) => new FakeProvider(`p${i}`));
-  const cache = new LruCache({ maxEntries: 100, ttlMs: 60_000 });
+  const cache = new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 100, maxBytes: 1 << 20, ttlMs: 60_000 }), maxStaleMs: 0 });
   const k = new Keyring({ name: 'prod', providers, minWraps, cache });
   await k.refresh(sig());
   return { k, providers, cache };
 }
 
 test('Precondition: a keyring needs providers, and minWraps cannot exceed them', () => {
-  const cache = new LruCache({ maxEntries: 1, ttlMs: 1 });
+  const cache = new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 1, maxBytes: 1 << 20, ttlMs: 1 }), maxStaleMs: 0 });
   assert.throws(() => new Keyring({ name: 'x', providers: [], cache }), /has no providers/);
   assert.throws(() => new Keyring({ name: 'x', providers: [new FakeProvider('a')], minWraps: 2, cache }), /minWraps exceeds/);
 });

@@ -15,7 +15,7 @@ import {
   ENVELOPE_VERSION, KekError, decodeEnvelope, formatKeyId, throwIfAborted, toKekError,
   type KekProvider, type ProviderDescription, type WrapContext,
 } from '@kekbroker/core';
-import { keyMaterialFlight, type LruCache } from '@kekbroker/cache';
+import type { KeyCache } from '@kekbroker/cache';
 import { ProviderGuard, boundedSignal } from '@kekbroker/resilience';
 import { ActingActive, type ActingChange } from './acting-active';
 import { MisconfigBook, providerHealth, type ProviderHealth } from './health';
@@ -28,7 +28,8 @@ export interface KeyringOptions {
   providers: readonly KekProvider[];
   /** Wrap fails unless at least this many providers wrapped K. */
   minWraps?: number;
-  cache: LruCache;
+  /** L1 -> sealed L2 -> single-flight -> load (packages/cache KeyCache). */
+  cache: KeyCache;
   /** One guard per provider id, shared with other keyrings; missing ones get a default guard of their own. */
   guards?: ReadonlyMap<string, ProviderGuard>;
   /** A recovered provider becomes acting active again only after this long healthy. Default 60 s. */
@@ -81,6 +82,8 @@ export interface UnwrapResult {
   /** The envelope is from an older generation than the current one (tell the caller to re-encrypt). */
   stale: boolean;
   cached: boolean;
+  /** Served from cache past its TTL because the KMS failed (cache.maxStaleSeconds); not the same as `stale`. */
+  servedStale: boolean;
 }
 
 export class Keyring extends EventEmitter {
@@ -89,9 +92,7 @@ export class Keyring extends EventEmitter {
   private readonly byId: ReadonlyMap<string, KekProvider>;
   private readonly guards: ReadonlyMap<string, ProviderGuard>;
   private readonly minWraps: number;
-  private readonly cache: LruCache;
-  /** Concurrent misses for one envelope share one provider call; each caller gets its own copy. */
-  private readonly flights = keyMaterialFlight();
+  private readonly cache: KeyCache;
   private readonly misconfig = new MisconfigBook();
   private readonly acting: ActingActive;
   private readonly gen: KeyringGeneration;
@@ -281,7 +282,7 @@ export class Keyring extends EventEmitter {
       event: (e) => this.event(e),
     });
     // The broker saw this plaintext: cache it so other apiservers' Decrypts of this seed never reach a KMS.
-    this.cache.set(cacheKey(tenant, sealed.ciphertext), plaintext);
+    this.cache.put(cacheKey(tenant, sealed.ciphertext), { tenant, keyring: this.name, generation: sealed.generation.toString('hex') }, plaintext);
     return { ciphertext: sealed.ciphertext, keyId: formatKeyId(this.name, sealed.generation) };
   }
 
@@ -294,16 +295,9 @@ export class Keyring extends EventEmitter {
     }
     const stale = keyId !== this.gen.keyId;
     const ck = cacheKey(tenant, ciphertext);
-    const hit = this.cache.get(ck);
-    if (hit) return { plaintext: hit, keyId, stale, cached: true };
-    // Concurrent misses for one envelope make one KMS call. The flight owns the result it gets from
-    // unwrapUncached, hands each caller its own copy, then zeroes it; the cache keeps a copy of its own.
-    const plaintext = await this.flights.run(ck, async () => {
-      const opened = await this.unwrapUncached(tenant, env, signal);
-      this.cache.set(ck, opened);
-      return opened;
-    });
-    return { plaintext, keyId, stale, cached: false };
+    // L1, L2, then one KMS call per envelope across the fleet; the result is ours (core/secrets.ts).
+    const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, (shared) => this.unwrapUncached(tenant, env, shared ?? signal));
+    return { plaintext: got.plaintext, keyId, stale, cached: got.cached, servedStale: got.stale };
   }
 
   private unwrapUncached(tenant: string, env: ReturnType<typeof decodeEnvelope>, signal: AbortSignal): Promise<Buffer> {

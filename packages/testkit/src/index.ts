@@ -1,2 +1,3 @@
 export * from './net';
 export * from './pki';
+export * from './redis';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { LruCache } from '@kekbroker/cache';
+import { DefaultKeyCache, L1Cache, type KeyCache } from '@kekbroker/cache';
 import { Keyring } from '@kekbroker/keyring';
 import { LocalProvider } from '@kekbroker/provider-local';
 import { tempDir } from '@kekbroker/testkit';
@@ -22,8 +22,8 @@ async function setup(limits = DEFAULT_LIMITS, policyFile?: string) {
   const dir = await tempDir();
   const local = await LocalProvider.open({ id: 'local', keystore: path.join(dir, 'ks.json') });
   let calls = 0;
-  const cache = () => new LruCache({ maxEntries: 1000, ttlMs: 60_000 });
-  const mk = (c: LruCache) => new Keyring({ name: 'ring', providers: [local], cache: c, onProviderCall: (e) => { if (e.op !== 'verify') calls++; } }); // a wrap's verification unwrap is part of the wrap
+  const cache = () => new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 1000, maxBytes: 1 << 20, ttlMs: 60_000 }), maxStaleMs: 0 });
+  const mk = (c: KeyCache) => new Keyring({ name: 'ring', providers: [local], cache: c, onProviderCall: (e) => { if (e.op !== 'verify') calls++; } }); // a wrap's verification unwrap is part of the wrap
   const keyring = mk(cache());
   await keyring.refresh(sig());
   const keys = new Map<string, TransitKey>([
@@ -119,7 +119,7 @@ describe('transit engine', () => {
     const s = await setup();
     // Replica B: its own provider instance on the same keystore, its own keyring, described before the rotation.
     const localB = await LocalProvider.open({ id: 'local', keystore: path.join(s.dir, 'ks.json') });
-    const ringB = new Keyring({ name: 'ring', providers: [localB], cache: new LruCache({ maxEntries: 10, ttlMs: 60_000 }) });
+    const ringB = new Keyring({ name: 'ring', providers: [localB], cache: new DefaultKeyCache({ l1: new L1Cache({ maxEntries: 10, maxBytes: 1 << 20, ttlMs: 60_000 }), maxStaleMs: 0 }) });
     await ringB.refresh(sig());
     const appB: TransitKey = { name: 'app', keyring: ringB, versionProvider: 'local', derived: false };
     const engineB = new TransitEngine(new Map([['app', appB]]), new PolicyStore(new Map(), undefined), new DataKeyCache(), 1024);

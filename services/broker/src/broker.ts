@@ -7,7 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { deadlineSignal, type KekProvider } from '@kekbroker/core';
 import type { BrokerConfig } from '@kekbroker/config';
-import { LruCache } from '@kekbroker/cache';
+import type { DefaultKeyCache } from '@kekbroker/cache';
+import { CompositeVersionRefStore, type Fleet } from '@kekbroker/ha';
 import { FileVersionRefStore, Keyring } from '@kekbroker/keyring';
 import type { ProviderGuard } from '@kekbroker/resilience';
 import { FatalError, type Logger } from '@kekbroker/telemetry';
@@ -25,6 +26,7 @@ import { UsageBook } from './usage';
 import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
 import { StreamRegistry } from './grpc/handlers';
+import { buildCacheAndFleet } from './ha';
 
 /** Faster retry while a keyring has no key_id yet (a KMS unreachable at start). */
 const NOT_READY_RETRY_MS = 2_000;
@@ -46,7 +48,8 @@ export class Broker {
     private readonly providers: readonly KekProvider[],
     private readonly guards: ReadonlyMap<string, ProviderGuard>,
     readonly keyrings: ReadonlyMap<string, Keyring>,
-    private readonly cache: LruCache,
+    private readonly cache: DefaultKeyCache,
+    private readonly fleet: Fleet | undefined,
     private readonly grpcServer: grpc.Server,
     private readonly httpApps: readonly FastifyInstance[],
     readonly addresses: BrokerAddresses,
@@ -69,14 +72,16 @@ export class Broker {
       faultHooks.set(id, hooked);
       providers.set(id, hooked);
     }
-    const cache = new LruCache({ maxEntries: cfg.cache.maxEntries, ttlMs: cfg.cache.ttlSeconds * 1000 });
     const keyrings = new Map<string, Keyring>();
-    // eslint-disable-next-line prefer-const -- the guards' listeners need metrics, metrics' collectors need guards
+    // eslint-disable-next-line prefer-const -- the guards' listeners and the stale callback need metrics, metrics' collectors need them
     let metrics: BrokerMetrics;
     const guards = buildGuards(cfg, log, () => metrics);
-    metrics = new BrokerMetrics(cache, () => keyrings.values(), () => guards.values(), version);
-    const versionRefs = cfg.state.dir ? new FileVersionRefStore(cfg.state.dir) : undefined;
-    if (!versionRefs) log.warn('state.dir is not set: a restart while a provider is down cannot keep the keyring\'s key_id (see docs/configuration.md)');
+    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }));
+    metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values(), () => guards.values(), version);
+    // key_id continuity: Redis (shared by the replicas) first, the state file as the fallback.
+    const fileRefs = cfg.state.dir ? new FileVersionRefStore(cfg.state.dir) : undefined;
+    const versionRefs = fleet && fileRefs ? new CompositeVersionRefStore(fleet.versionRefs, fileRefs) : (fleet?.versionRefs ?? fileRefs);
+    if (!versionRefs) log.warn('neither state.dir nor redis is set: a restart while a provider is down cannot keep the keyring\'s key_id (see docs/configuration.md)');
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
@@ -113,16 +118,19 @@ export class Broker {
         k.refresh(deadlineSignal(10_000)).catch((e: unknown) => log.error({ err: e, keyring: k.name }, 'keyring not ready at start; retrying')),
       ),
     );
+    if (fleet) {
+      await fleet.start(keyrings.values(), cache);
+      log.info({ replica: fleet.replicaId, redis: cfg.redis?.mode, nodes: cfg.redis?.nodes }, 'fleet mode: shared sealed L2, fleet-wide single-flight, leader lease');
+    }
     const audit = cfg.log.audit ? log.child({ stream: 'audit' }) : undefined;
     const service = new BrokerService(cfg, keyrings, metrics, audit, log, new UsageBook());
-    const isLeader = (): boolean => true; // single replica until leader election lands (HA issue)
     const streams = new StreamRegistry();
-    const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), isLeader, streams });
+    const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), leadership, streams });
 
     const state = { shuttingDown: false };
-    const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown });
+    const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown, leadership });
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
-    const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, isLeader, drills, usage: service.usage });
+    const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv), drills, usage: service.usage });
     // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
     const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
     const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
@@ -130,7 +138,7 @@ export class Broker {
     const adminPort = await listen(admin, cfg.admin.listen);
 
     const apps = transit ? [health, admin, transit.app] : [health, admin];
-    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, drills, transit);
+    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, fleet, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, drills, transit);
     broker.schedule();
     log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, transit: transit ? cfg.transit.listen : 'disabled', admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
@@ -177,6 +185,8 @@ export class Broker {
     this.streams.drain();
     await stopGrpcServer(this.grpcServer, graceMs);
     await Promise.all(this.httpApps.map((a) => a.close()));
+    // Give the lease up so another replica takes over at once rather than after the TTL.
+    await this.fleet?.stop().catch(() => undefined);
     await Promise.all(this.providers.map((p) => p.close().catch(() => undefined)));
     for (const g of this.guards.values()) g.shutdown();
     this.cache.clear();

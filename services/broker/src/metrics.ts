@@ -1,8 +1,10 @@
 /** The broker's metrics. Labels come from fixed sets: op, result code, and names from config. */
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, PREFIX, createRegistry, type Registry } from '@kekbroker/telemetry';
-import type { LruCache } from '@kekbroker/cache';
+import type { DefaultKeyCache } from '@kekbroker/cache';
+import type { Fleet } from '@kekbroker/ha';
 import type { Keyring } from '@kekbroker/keyring';
 import type { BreakerState, ProviderGuard } from '@kekbroker/resilience';
+import type { Leadership } from './grpc/handlers';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -17,9 +19,13 @@ export class BrokerMetrics {
   readonly passiveDropped: Counter<'keyring' | 'provider'>;
   readonly badAnswers: Counter<'keyring' | 'provider'>;
   readonly actingChanges: Counter<'keyring' | 'to' | 'cause'>;
+  readonly staleServed: Counter<'keyring' | 'cause'>;
 
-  constructor(cache: LruCache, keyrings: () => Iterable<Keyring>, guards: () => Iterable<ProviderGuard> = () => [], version = 'unknown') {
+  constructor(cache: DefaultKeyCache, fleet: Fleet | undefined, leadership: Leadership, keyrings: () => Iterable<Keyring>, guards: () => Iterable<ProviderGuard> = () => [], version = 'unknown') {
     const registry = (this.registry = createRegistry('broker', version));
+    const gauge = (name: string, help: string, value: () => number): void => {
+      new Gauge({ name: `${PREFIX}${name}`, help, registers: [registry], collect() { this.set(value()); } });
+    };
     this.requests = new Counter({ name: `${PREFIX}requests_total`, help: 'Wrap/unwrap requests by result code', labelNames: ['op', 'keyring', 'tenant', 'result'], registers: [registry] });
     this.duration = new Histogram({ name: `${PREFIX}request_duration_seconds`, help: 'Broker-side request latency', labelNames: ['op', 'result'], buckets: LATENCY_BUCKETS, registers: [registry] });
     this.providerCalls = new Counter({ name: `${PREFIX}provider_calls_total`, help: 'KMS calls by provider and result code', labelNames: ['provider', 'op', 'result'], registers: [registry] });
@@ -42,9 +48,31 @@ export class BrokerMetrics {
       name: `${PREFIX}acting_active`, help: '1 for the provider acting as active of each keyring', labelNames: ['keyring', 'provider'], registers: [registry],
       collect() { for (const k of keyrings()) { const s = k.status(); for (const p of s.providers) this.set({ keyring: k.name, provider: p.id }, p.id === s.actingActive ? 1 : 0); } },
     });
-    new Gauge({ name: `${PREFIX}cache_entries`, help: 'Entries in the L1 cache', registers: [registry], collect() { this.set(cache.size); } });
-    new Gauge({ name: `${PREFIX}cache_hits`, help: 'L1 cache hits since start', registers: [registry], collect() { this.set(cache.hits); } });
-    new Gauge({ name: `${PREFIX}cache_misses`, help: 'L1 cache misses since start', registers: [registry], collect() { this.set(cache.misses); } });
+    this.staleServed = new Counter({ name: `${PREFIX}cache_stale_served_total`, help: 'Answers served from cache past their TTL because the KMS failed', labelNames: ['keyring', 'cause'], registers: [registry] });
+    gauge('cache_entries', 'Entries in the L1 cache', () => cache.l1.size);
+    gauge('cache_bytes', 'Bytes accounted in the L1 cache (plaintext + per-entry overhead)', () => cache.l1.bytes);
+    gauge('cache_hits', 'L1 cache hits since start', () => cache.l1.hits);
+    gauge('cache_misses', 'L1 cache misses since start', () => cache.l1.misses);
+    gauge('cache_l2_hits', 'Unwraps answered from the shared sealed L2 (Redis) since start', () => cache.counters.l2Hits);
+    gauge('cache_loads', 'Unwraps that went to the keyring providers (this replica) since start', () => cache.counters.loads);
+    gauge('leader', '1 while this replica holds the leader lease', () => (leadership.isLeader() ? 1 : 0));
+    gauge('leader_epoch', 'Fencing epoch of the leader term this replica last saw', () => leadership.epoch());
+    if (fleet) {
+      const c = fleet.cache.counters;
+      gauge('redis_up', '1 when Redis answered the last command (0: L1 only for a back-off)', () => (fleet.health.up ? 1 : 0));
+      gauge('redis_errors', 'Failed or timed-out Redis commands since start', () => fleet.health.failures);
+      gauge('cache_l2_rejected', 'L2 entries that did not authenticate (other tenant, unknown sealing key, tampered) since start', () => c.l2Rejected);
+      gauge('cache_l2_writes', 'Sealed entries written to L2 since start', () => c.l2Writes);
+      gauge('flight_leads', 'Fleet-wide single-flight: loads this replica made holding the lock', () => c.flightLeads);
+      gauge('flight_waits', 'Fleet-wide single-flight: misses that waited for another replica', () => c.flightWaits);
+      gauge('flight_takeovers', 'Fleet-wide single-flight: locks taken over after the holder went silent', () => c.flightTakeovers);
+      gauge('leader_transitions', 'Times this replica gained or lost the lease', () => fleet.lease.transitions);
+      gauge('sealing_key_unwraps', 'Cache-sealing key unwraps (KMS calls) by this replica', () => fleet.sealing.unwraps);
+      new Gauge({
+        name: `${PREFIX}cache_shared`, help: '1 when this replica uses the shared sealed L2 for the keyring (0: L1 only; see /v1/admin/status)', labelNames: ['keyring'], registers: [registry],
+        collect() { for (const s of fleet.sealing.status()) this.set({ keyring: s.keyring }, fleet.cache.available(s.keyring) ? 1 : 0); },
+      });
+    }
     new Gauge({
       name: `${PREFIX}keyring_healthy`, help: '1 when the keyring can wrap and unwrap', labelNames: ['keyring'], registers: [registry],
       collect() { for (const k of keyrings()) this.set({ keyring: k.name }, k.status().healthy ? 1 : 0); },

@@ -86,13 +86,14 @@ export class BrokerService {
       const r = await keyring.unwrap(caller.tenant, ciphertext, this.signalFor(caller), expectedKeyId);
       out.keyId = r.keyId;
       out.cached = r.cached;
+      out.servedStale = r.servedStale;
       return r;
     });
   }
 
-  private async observe<T>(op: Op, caller: Caller, keyring: string, fn: (out: { keyId?: string; cached?: boolean }) => Promise<T>): Promise<T> {
+  private async observe<T>(op: Op, caller: Caller, keyring: string, fn: (out: { keyId?: string; cached?: boolean; servedStale?: boolean }) => Promise<T>): Promise<T> {
     const t0 = process.hrtime.bigint();
-    const out: { keyId?: string; cached?: boolean } = {};
+    const out: { keyId?: string; cached?: boolean; servedStale?: boolean } = {};
     let result = 'ok';
     try {
       return await fn(out);
@@ -114,7 +115,7 @@ export class BrokerService {
       this.metrics.requests.inc({ op, keyring: keyringLabel, tenant: tenantLabel, result });
       if (result === 'ok' && out.keyId && tenantLabel !== 'unknown' && keyringLabel !== 'unknown') this.usage.record(keyringLabel, out.keyId, tenantLabel, op);
       this.metrics.duration.observe({ op, result }, seconds);
-      this.audit?.info({ audit: true, op, tenant: tenantLabel, keyring: keyringLabel, keyId: out.keyId, cached: out.cached, result, ms: Math.round(seconds * 1e6) / 1e3, uid: caller.requestId?.slice(0, 128) });
+      this.audit?.info({ audit: true, op, tenant: tenantLabel, keyring: keyringLabel, keyId: out.keyId, cached: out.cached, servedStale: out.servedStale || undefined, result, ms: Math.round(seconds * 1e6) / 1e3, uid: caller.requestId?.slice(0, 128) });
     }
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '@kekbroker/telemetry';
-import type { BrokerClient } from './broker-client';
+import type { BrokerPool } from './broker-pool';
 import { KmsV2Service } from './kms-service';
 import { ShimMetrics } from './metrics';
 
@@ -12,7 +12,7 @@ function service(state: { connected: boolean; ageMs: number; healthy?: boolean; 
     connected: 'none' in state ? false : state.connected,
     statusAt: 'none' in state ? 0 : performance.now() - state.ageMs,
     status: 'none' in state ? undefined : { keyring: 'default', key_id: state.keyId ?? 'kekbroker/default/0011223344556677', healthy: state.healthy ?? true, reason: state.healthy === false ? 'active provider aws is down' : 'ok', leader: true, providers: [] },
-  } as unknown as BrokerClient;
+  } as unknown as BrokerPool;
   const log = createLogger({ name: 'test', level: 'silent' });
   return new KmsV2Service({ keyring: 'default', broker, budgetMs: 2500, graceMs, log, metrics: new ShimMetrics(broker) });
 }

@@ -8,13 +8,15 @@ import type * as grpc from '@grpc/grpc-js';
 import { kmsV2, serializeMessage, type DecryptRequest__Output, DecryptResponse, EncryptRequest__Output, EncryptResponse, KeyManagementServiceHandlers, StatusResponse } from '@kekbroker/proto';
 import { KekError, toKekError, zeroize } from '@kekbroker/core';
 import type { Logger } from '@kekbroker/telemetry';
-import { sessionError, type BrokerClient } from './broker-client';
+import { sessionError } from './broker-client';
+import type { BrokerPool } from './broker-pool';
 import type { ShimMetrics } from './metrics';
 import { CIPHERTEXT_MAX_BYTES, ENVELOPE_ANNOTATION_VALUE, EnvelopeBudget, PLAINTEXT_MAX_BYTES, VERSION_ANNOTATION, checkDecryptRequest, checkEncryptAnswer, checkKeyId } from './validate';
 
 export interface KmsServiceOptions {
   keyring: string;
-  broker: BrokerClient;
+  /** The broker fleet (one endpoint or several). */
+  broker: Pick<BrokerPool, 'status' | 'statusAt' | 'connected' | 'endpoint' | 'waitConnected' | 'call' | 'lastError'>;
   /** Total time the shim allows itself per call (below the apiserver's `timeout`, default 3 s). */
   budgetMs: number;
   /** Keep answering Status OK this long after losing the broker (covers a broker takeover). */
@@ -68,6 +70,7 @@ export class KmsV2Service {
       throw new KekError('unavailable', `no broker reachable within ${budgetMs} ms (${this.o.broker.endpoint})`);
     }
     const left = Math.max(1, budgetMs - (performance.now() - t0));
+    // The pool re-sends to another replica within the budget when one dies, hangs or drains.
     const r = await this.o.broker.call(op, Math.floor(left));
     if (r.error) throw sessionError(r.error);
     return r;
@@ -117,7 +120,7 @@ export class KmsV2Service {
         try {
           r = await this.session({ wrap: { keyring: this.o.keyring, plaintext, request_id: uid } }, this.budget(call));
         } finally {
-          zeroize(plaintext); // ours (deserialised for this call), and every send of it has been serialised
+          zeroize(plaintext); // ours (deserialised for this call); the pool's last attempt has settled, every send serialised
         }
         if (!r.wrap) throw new KekError('internal', 'broker answered a wrap without a result');
         this.envelope.learn(r.wrap.key_id, plaintext.length, r.wrap.ciphertext.length);

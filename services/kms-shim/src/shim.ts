@@ -4,7 +4,7 @@ import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { acceptPreserialized, kmsV2 } from '@kekbroker/proto';
 import type { Logger } from '@kekbroker/telemetry';
-import { BrokerClient } from './broker-client';
+import { BrokerPool } from './broker-pool';
 import { KmsV2Service } from './kms-service';
 import { ShimMetrics } from './metrics';
 import { bindUnixSocket } from './socket';
@@ -29,7 +29,7 @@ const DEFAULT_KEEPALIVE_MS = 20_000;
 export class Shim {
   private constructor(
     private readonly server: grpc.Server,
-    private readonly broker: BrokerClient,
+    private readonly broker: BrokerPool,
     private readonly http: http.Server | undefined,
     private readonly socket: string,
     private readonly log: Logger,
@@ -39,7 +39,8 @@ export class Shim {
     const credentials = o.tls
       ? grpc.credentials.createSsl(await readTlsFile(o.tls.caFile, '--tls-ca'), await readTlsFile(o.tls.keyFile, '--tls-key'), await readTlsFile(o.tls.certFile, '--tls-cert'))
       : grpc.credentials.createInsecure();
-    const broker = new BrokerClient({ endpoints: o.brokers, keyring: o.keyring, credentials, devTenant: o.tls ? undefined : o.devTenant, serverName: o.tls?.serverName });
+    const broker = new BrokerPool({ endpoints: o.brokers, keyring: o.keyring, credentials, devTenant: o.tls ? undefined : o.devTenant, serverName: o.tls?.serverName });
+    broker.on('suspect', (ep: string, why: string) => log.warn({ broker: ep, why }, 'broker replica missed a deadline: calls go to another replica until it answers again'));
     const metrics = new ShimMetrics(broker, o.version);
     const service = new KmsV2Service({ keyring: o.keyring, broker, budgetMs: o.budgetMs, graceMs: o.graceMs, log, metrics });
     const keepaliveMs = o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;

@@ -3,6 +3,7 @@
  * returns exactly once (`return callback(...)`), and every error goes through toGrpcError.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { EventEmitter } from 'node:events';
 import type {
   KekBrokerHandlers, KeyringStatus, SessionRequest__Output, WrapResponse, UnwrapResponse, SessionResponse, UnwrapRequest__Output, WatchStatusRequest__Output, WrapRequest__Output,
 } from '@kekbroker/proto';
@@ -21,8 +22,18 @@ export const STATUS_HEARTBEAT_MS = 5000;
 export interface HandlerDeps {
   service: BrokerService;
   identity: IdentityMapper;
-  isLeader: () => boolean;
+  leadership: Leadership;
   streams: StreamRegistry;
+}
+
+/** What a replica reports about the fleet; without Redis a lone replica is always the leader. */
+export interface Leadership {
+  isLeader(): boolean;
+  epoch(): number;
+  replicaId: string;
+  cacheShared(keyring: string): boolean;
+  /** Emits 'change' when this replica gains or loses the lease, so status streams push at once. */
+  events: EventEmitter;
 }
 
 /**
@@ -44,14 +55,14 @@ export class StreamRegistry {
   }
 }
 
-export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
+export function toStatusMessage(k: Keyring, l: Leadership): KeyringStatus {
   const s = k.status();
   return {
     keyring: s.keyring,
     key_id: s.keyId ?? '',
     healthy: s.healthy,
     reason: publicReason(s),
-    leader,
+    leader: l.isLeader(),
     // Version refs (key ARNs, vault key versions, keystore ids) and provider error details are for the
     // admin API and the log; a shim needs the key_id, health and roles.
     acting_active: s.actingActive,
@@ -63,6 +74,9 @@ export function toStatusMessage(k: Keyring, leader: boolean): KeyringStatus {
       breaker_state: p.health.breaker, isolated: p.health.isolated, health_reason: providerState(p.health),
       hold_down_left_seconds: p.holdDownLeftSeconds, version_ref_from_store: p.versionRefFromStore,
     })),
+    leader_epoch: l.epoch(),
+    replica_id: l.replicaId,
+    cache_shared: l.cacheShared(s.keyring),
   };
 }
 
@@ -222,14 +236,16 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
         return;
       }
       const push = (): void => {
-        call.write(toStatusMessage(keyring, deps.isLeader()));
+        call.write(toStatusMessage(keyring, deps.leadership));
       };
       push();
       keyring.on('change', push);
+      deps.leadership.events.on('change', push);
       const heartbeat = setInterval(push, STATUS_HEARTBEAT_MS);
       const stop = (): void => {
         clearInterval(heartbeat);
         keyring.off('change', push);
+        deps.leadership.events.off('change', push);
         unregister();
       };
       const unregister = deps.streams.add(() => {

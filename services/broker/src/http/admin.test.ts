@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { createLogger, createRegistry } from '@kekbroker/telemetry';
 import { buildAdminApp, hashToken } from './admin';
@@ -12,7 +13,8 @@ const TOKEN = 'c0ffee-admin-token';
 const log = createLogger({ name: 'test', level: 'silent' });
 // No keyrings: the drill runner never reaches the data plane here.
 const drills = () => new DrillRunner({ service: undefined as unknown as BrokerService, keyrings: new Map(), faultHooks: new Map(), log });
-const admin = () => buildAdminApp({ keyrings: new Map(), guards: new Map(), tokenHashes: [hashToken(TOKEN)], log, isLeader: () => true, drills: drills(), usage: new UsageBook() });
+const leadership = { isLeader: () => true, epoch: () => 0, replicaId: 'test', cacheShared: () => false, events: new EventEmitter() };
+const admin = () => buildAdminApp({ keyrings: new Map(), guards: new Map(), tokenHashes: [hashToken(TOKEN)], log, leadership, fleet: undefined, drills: drills(), usage: new UsageBook() });
 const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
 
 test('unsupported methods answer 405 with an Allow header; unknown paths 404', async () => {
@@ -28,11 +30,11 @@ test('unsupported methods answer 405 with an Allow header; unknown paths 404', a
   assert.equal(r.statusCode, 404);
   r = await app.inject({ method: 'PUT', url: '/v1/admin/status' });
   assert.equal(r.statusCode, 401, 'no route facts before authentication');
-  const health = buildHealthApp({ keyrings: new Map(), registry: createRegistry('t'), shuttingDown: () => false });
+  const health = buildHealthApp({ keyrings: new Map(), registry: createRegistry('t'), shuttingDown: () => false, leadership });
   r = await health.inject({ method: 'POST', url: '/readyz' });
   assert.equal(r.statusCode, 405);
   r = await health.inject({ method: 'GET', url: '/readyz' });
-  assert.deepEqual(r.json(), { status: 'ready' }, '/readyz tells the status only');
+  assert.deepEqual(r.json(), { status: 'ready', leader: true }, '/readyz tells the status and the leader flag only');
 });
 
 test('a token is compared exactly: surrounding spaces are refused', async () => {

@@ -8,6 +8,9 @@
  *   POST /v1/admin/providers/:id/restore       end an isolation
  *   GET  /v1/admin/keyrings/:name/usage        wraps/unwraps per generation and tenant (this replica)
  *   /v1/admin/drills...                        failover drills (see admin-drills.ts)
+ *   POST /v1/admin/leader/step-down            give up the leader lease (another replica takes it)
+ *   POST /v1/admin/cache/invalidate            {keyring, tenant?, generation?, revoke?}: drop cached keys fleet-wide
+ *   POST /v1/admin/cache/sealing-key/rotate    leader: new cache-sealing key for every keyring now
  * Auth: `Authorization: Bearer <token>` (exactly one space, no surrounding whitespace); the config holds
  * only SHA-256 hashes of accepted tokens. Failed authentications are rate-limited per client address.
  * Other methods on these paths answer 405 with an Allow header.
@@ -22,13 +25,18 @@ import type { DrillRunner } from '../drills/drills';
 import type { UsageBook } from '../usage';
 import { registerDrillRoutes } from './admin-drills';
 import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
+import type { Fleet } from '@kekbroker/ha';
+import type { Leadership } from '../grpc/handlers';
 
 export interface AdminDeps {
   keyrings: ReadonlyMap<string, Keyring>;
   guards: ReadonlyMap<string, ProviderGuard>;
   tokenHashes: readonly Buffer[];
   log: Logger;
-  isLeader: () => boolean;
+  leadership: Leadership;
+  fleet: Fleet | undefined;
+  /** Without Redis: apply an invalidation to this replica's cache only. */
+  invalidateLocal?: (inv: { keyring: string; tenant?: string; generation?: string; revoke?: boolean }) => number;
   drills: DrillRunner;
   usage: UsageBook;
 }
@@ -66,6 +74,9 @@ const ROUTES: ReadonlyArray<[string, readonly string[]]> = [
   ['/v1/admin/drills', ['GET', 'HEAD', 'POST']],
   ['/v1/admin/drills/:id', ['GET', 'HEAD', 'DELETE']],
   ['/v1/admin/drills/:id/report.html', ['GET', 'HEAD']],
+  ['/v1/admin/leader/step-down', ['POST']],
+  ['/v1/admin/cache/invalidate', ['POST']],
+  ['/v1/admin/cache/sealing-key/rotate', ['POST']],
 ];
 const ALL_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
 
@@ -101,10 +112,42 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     return reply.code(status).send({ errors: [status >= 500 && err.code === 'internal' ? 'internal error (see broker log)' : (e as Error).message] });
   });
   app.get('/v1/admin/status', async () => ({
-    leader: deps.isLeader(),
+    leader: deps.leadership.isLeader(),
+    leaderEpoch: deps.leadership.epoch(),
+    replica: deps.leadership.replicaId,
+    fleet: deps.fleet
+      ? { redis: deps.fleet.mode, redisUp: deps.fleet.health.up, redisLastError: deps.fleet.health.lastError || undefined, leaseHolder: deps.fleet.lease.holder, sealingKeys: deps.fleet.sealing.status() }
+      : undefined,
     keyrings: [...deps.keyrings.values()].map((k) => k.status()),
     providers: [...deps.guards.values()].map((g) => ({ id: g.id, ...g.status(), budget: g.budget ? { ratePerSec: g.budget.ratePerSec, burst: g.budget.burst } : null })),
   }));
+  app.post('/v1/admin/leader/step-down', async (_req, reply) => {
+    if (!deps.fleet) return reply.code(409).send({ errors: ['no redis configured: a lone replica is always the leader'] });
+    const was = await deps.fleet.lease.stepDown();
+    if (!was) return reply.code(409).send({ errors: [`replica ${deps.leadership.replicaId} is not the leader (lease holder: ${deps.fleet.lease.holder || 'none'})`] });
+    deps.log.warn({ replica: deps.leadership.replicaId }, 'leader stepped down by admin request');
+    return { replica: deps.leadership.replicaId, steppedDown: true };
+  });
+  app.post<{ Body: { keyring: string; tenant?: string; generation?: string; revoke?: boolean } }>('/v1/admin/cache/invalidate', {
+    schema: {
+      body: {
+        type: 'object', required: ['keyring'], additionalProperties: false,
+        properties: { keyring: { type: 'string', minLength: 1 }, tenant: { type: 'string', minLength: 1 }, generation: { type: 'string', pattern: '^[0-9a-f]{2,64}$' }, revoke: { type: 'boolean' } },
+      },
+    },
+  }, async (req, reply) => {
+    const inv = req.body;
+    if (!deps.keyrings.has(inv.keyring)) return reply.code(404).send({ errors: [`no keyring named "${inv.keyring}"`] });
+    if (inv.revoke && !inv.generation) return reply.code(400).send({ errors: ['revoke needs a generation (hex, as in the key_id)'] });
+    const out = deps.fleet ? await deps.fleet.invalidate(inv) : { local: deps.invalidateLocal?.(inv) ?? 0, published: false };
+    deps.log.warn({ ...inv, droppedHere: out.local, published: out.published }, 'cache invalidated by admin request');
+    return { droppedHere: out.local, publishedToFleet: out.published };
+  });
+  app.post('/v1/admin/cache/sealing-key/rotate', async (_req, reply) => {
+    if (!deps.fleet) return reply.code(409).send({ errors: ['no redis configured: there is no shared cache to seal'] });
+    if (!deps.leadership.isLeader()) return reply.code(409).send({ errors: [`replica ${deps.leadership.replicaId} is not the leader; send this to the lease holder (${deps.fleet.lease.holder || 'none'})`] });
+    return { rotated: await deps.fleet.rotateSealingKeys() };
+  });
   const rotating = new Set<string>();
   app.post<{ Params: { name: string } }>('/v1/admin/keyrings/:name/rotate', async (req, reply) => {
     const k = deps.keyrings.get(req.params.name);

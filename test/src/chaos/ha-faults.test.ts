@@ -1,0 +1,108 @@
+/**
+ * HA chaos, real processes: 3 broker replicas sharing a real redis-server, one shim over all three, and an
+ * apiserver-like load (Encrypt + Decrypt, 3 s deadlines, every answer compared with its seed).
+ *  - SIGSTOP the leader: the shim leaves it on the first missed deadline; no failed call.
+ *  - Redis SIGKILL, FLUSHALL and SIGSTOP under load: no failed call; the fleet recovers by itself.
+ *  - Afterwards: no seed and no sealing key in Redis, no seed in any log.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { dumpRedis, startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
+import { Load, TestFleet } from '../helpers/fleet';
+import { KmsClient } from '../helpers/kms-client';
+import { LOG_FILES, startShim, waitFor, type Proc } from '../helpers/processes';
+import { SEEDS, assertNoSeedsInLogs } from '../helpers/seeds';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('HA broker: hung leader and Redis faults (3 replicas, real Redis, one shim)', { timeout: 600_000 }, () => {
+  let redis: RedisServer;
+  let fleet: TestFleet;
+  let shim: { proc: Proc; socket: string };
+  let kms: KmsClient;
+
+  before(async () => {
+    redis = await startRedis();
+    const dir = await tempDir();
+    fleet = await TestFleet.start(dir, 3, { redis: [redis.address] });
+    shim = await startShim(dir, [...fleet.grpcEndpoints.flatMap((e) => ['--broker', e]), '--insecure-dev-tenant', 'dev', '--grace-ms', '20000', '--budget-ms', '2500']);
+    kms = new KmsClient(shim.socket);
+    await waitFor('shim status OK', async () => (await kms.status()).healthz === 'ok');
+    await waitFor('a leader', async () => (await fleet.leaderIndex()) >= 0);
+  });
+
+  after(async () => {
+    kms?.close();
+    await shim?.proc.kill();
+    await fleet?.stop();
+    await redis?.stop();
+  });
+
+  it('SIGSTOP of the leader for 20 s under load: 0 failed calls; Status stays OK', async () => {
+    const leader = await fleet.leaderIndex();
+    assert.ok(leader >= 0);
+    const load = new Load(kms);
+    await sleep(500);
+    fleet.handles[leader]?.proc.child.kill('SIGSTOP');
+    let statusFailures = 0;
+    let r;
+    try {
+      for (let i = 0; i < 20; i++) {
+        await sleep(1000);
+        if ((await kms.status().catch(() => undefined))?.healthz !== 'ok') statusFailures++;
+      }
+      assert.ok((await fleet.leaderIndex(leader)) >= 0, 'another replica took the lease');
+    } finally {
+      fleet.handles[leader]?.proc.child.kill('SIGCONT');
+      r = await load.stop();
+    }
+    console.log(`leader SIGSTOP 20 s: calls ok ${r.ok}, failed ${r.failed}, wrong ${r.wrong}; slowest ${Math.round(r.maxMs)} ms`);
+    assert.equal(r.wrong, 0);
+    assert.equal(r.failed, 0, r.errors.join('\n'));
+    assert.equal(statusFailures, 0, 'kube-apiserver readiness (Status) never flapped');
+  });
+
+  it('Redis SIGKILL (then restart, empty), FLUSHALL and SIGSTOP 10 s under load: 0 failed calls; the fleet recovers', async () => {
+    const load = new Load(kms);
+    try {
+      await redisFaults();
+    } finally {
+      redis.signal('SIGCONT');
+      await load.stop();
+    }
+    const r = load.result;
+    console.log(`redis faults: calls ok ${r.ok}, failed ${r.failed}, wrong ${r.wrong}; slowest ${Math.round(r.maxMs)} ms`);
+    assert.equal(r.wrong, 0);
+    assert.equal(r.failed, 0, r.errors.join('\n'));
+  });
+
+  async function redisFaults(): Promise<void> {
+    await sleep(1000);
+    redis.signal('SIGKILL');
+    await sleep(3000);
+    await redis.restart();
+    await sleep(3000);
+    redis.cli('flushall');
+    await sleep(3000);
+    redis.signal('SIGSTOP');
+    await sleep(10_000);
+    redis.signal('SIGCONT');
+    await waitFor('a leader again, and every replica using the shared cache again', async () => {
+      if ((await fleet.leaderIndex()) < 0) return false;
+      for (let i = 0; i < 3; i++) if (!(await fleet.adminStatus(i)).fleet?.sealingKeys.every((s) => s.open)) return false;
+      return true;
+    }, 30_000, 200);
+  }
+
+  it('no key material in Redis (every key and value) and none in any log', async () => {
+    const dump = await dumpRedis(redis);
+    assert.ok(dump.length > 1000, 'Redis holds the sealed entries and sealing-key envelopes');
+    assert.ok(SEEDS.length > 100);
+    for (const s of SEEDS) {
+      assert.equal(dump.indexOf(s), -1, 'a raw seed in Redis');
+      assert.equal(dump.indexOf(Buffer.from(s.toString('base64'))), -1, 'a base64 seed in Redis');
+      assert.equal(dump.indexOf(Buffer.from(s.toString('hex'))), -1, 'a hex seed in Redis');
+    }
+    await assertNoSeedsInLogs(LOG_FILES);
+  });
+});
