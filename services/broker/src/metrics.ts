@@ -45,6 +45,10 @@ export class BrokerMetrics {
     this.badAnswers = new Counter({ name: `${PREFIX}provider_bad_answers_total`, help: 'Provider answers that failed verification (a wrap that does not unwrap to K, a K that fails payload authentication)', labelNames: ['keyring', 'provider'], registers: [registry] });
     this.actingChanges = new Counter({ name: `${PREFIX}acting_active_changes_total`, help: 'Acting active moves by cause (breaker, failback, operator)', labelNames: ['keyring', 'to', 'cause'], registers: [registry] });
     new Gauge({
+      name: `${PREFIX}keyring_failed_over`, help: '1 while the keyring writes under another provider than its configured active (failover or operator pin)', labelNames: ['keyring'], registers: [registry],
+      collect() { for (const k of keyrings()) { const s = k.status(); this.set({ keyring: k.name }, s.actingActive === s.configuredActive ? 0 : 1); } },
+    });
+    new Gauge({
       name: `${PREFIX}acting_active`, help: '1 for the provider acting as active of each keyring', labelNames: ['keyring', 'provider'], registers: [registry],
       collect() { for (const k of keyrings()) { const s = k.status(); for (const p of s.providers) this.set({ keyring: k.name, provider: p.id }, p.id === s.actingActive ? 1 : 0); } },
     });
@@ -57,9 +61,13 @@ export class BrokerMetrics {
     gauge('cache_loads', 'Unwraps that went to the keyring providers (this replica) since start', () => cache.counters.loads);
     gauge('leader', '1 while this replica holds the leader lease', () => (leadership.isLeader() ? 1 : 0));
     gauge('leader_epoch', 'Fencing epoch of the leader term this replica last saw', () => leadership.epoch());
+    // Registered without Redis too (no sample then), so rules and dashboards can name it on every broker.
+    new Gauge({
+      name: `${PREFIX}redis_up`, help: '1 when Redis answered the last command (0: L1 only for a back-off); no sample without redis', registers: [registry],
+      collect() { if (fleet) this.set(fleet.health.up ? 1 : 0); },
+    });
     if (fleet) {
       const c = fleet.cache.counters;
-      gauge('redis_up', '1 when Redis answered the last command (0: L1 only for a back-off)', () => (fleet.health.up ? 1 : 0));
       gauge('redis_errors', 'Failed or timed-out Redis commands since start', () => fleet.health.failures);
       gauge('cache_l2_rejected', 'L2 entries that did not authenticate (other tenant, unknown sealing key, tampered) since start', () => c.l2Rejected);
       gauge('cache_l2_writes', 'Sealed entries written to L2 since start', () => c.l2Writes);
