@@ -94,6 +94,26 @@ describe('HA broker: hung leader and Redis faults (3 replicas, real Redis, one s
     }, 30_000, 200);
   }
 
+  it('admin: step-down hands the lease to another replica; invalidate reaches the fleet; bad input is a 400', async () => {
+    const leader = await fleet.leaderIndex();
+    const h = fleet.handles[leader];
+    assert.ok(h);
+    const post = (p: string, body?: object) => fetch(`http://127.0.0.1:${h.ports.admin}${p}`, {
+      method: 'POST', headers: { authorization: `Bearer ${h.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined,
+    });
+    const r = await post('/v1/admin/cache/invalidate', { keyring: 'default', tenant: 'dev' });
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as { publishedToFleet: boolean }).publishedToFleet, true);
+    assert.equal((await post('/v1/admin/cache/invalidate', { keyring: 'default', revoke: true })).status, 400);
+    assert.equal((await post('/v1/admin/cache/invalidate', { keyring: 'nope' })).status, 404);
+    assert.equal((await post('/v1/admin/cache/sealing-key/rotate')).status, 200);
+    const down = await post('/v1/admin/leader/step-down');
+    assert.equal(down.status, 200);
+    await waitFor('another leader', async () => (await fleet.leaderIndex(leader)) >= 0, 15_000);
+    assert.equal((await post('/v1/admin/leader/step-down')).status, 409, 'a passive cannot step down');
+    assert.equal((await kms.status()).healthz, 'ok');
+  });
+
   it('no key material in Redis (every key and value) and none in any log', async () => {
     const dump = await dumpRedis(redis);
     assert.ok(dump.length > 1000, 'Redis holds the sealed entries and sealing-key envelopes');
