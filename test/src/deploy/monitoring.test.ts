@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { freePort, tempDir } from '@kekbroker/testkit';
+import { freePort, startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
 import { REPO, allocateBrokerPorts, devBrokerConfig, startBroker, startShim, type BrokerHandle, type Proc } from '../helpers/processes';
 
 const MONITORING = path.join(REPO, 'deploy/monitoring');
@@ -57,6 +57,7 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
   let broker: BrokerHandle | undefined;
   let shim: { proc: Proc; socket: string } | undefined;
   let exported: Set<string> | undefined;
+  let redis: RedisServer | undefined;
 
   before(async () => {
     dir = await tempDir();
@@ -64,6 +65,7 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
   after(async () => {
     await shim?.proc.kill();
     await broker?.proc.kill();
+    await redis?.stop();
   });
 
   it('promtool check rules and promtool test rules pass on every PrometheusRule', async () => {
@@ -87,8 +89,17 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
   });
 
   it('every metric in the rules and the dashboard is exported by a running broker or shim', async () => {
+    // Every optional part on, so each metric a doc or rule may name is registered: Redis (HA) and transit.
+    redis = await startRedis();
     const ports = await allocateBrokerPorts();
-    broker = await startBroker(dir, devBrokerConfig(ports), ports, 'admin-secret-monitoring');
+    const extra = `redis: { nodes: ["${redis.address}"] }
+transit:
+  enabled: true
+  listen: "127.0.0.1:${await freePort()}"
+  keys: { app: { keyring: default } }
+  identities: [{ tokenSha256: "${'0'.repeat(64)}", tenant: dev }]
+`;
+    broker = await startBroker(dir, devBrokerConfig(ports, extra), ports, 'admin-secret-monitoring');
     const shimMetricsPort = await freePort();
     shim = await startShim(dir, ['--insecure-dev-tenant', 'dev', '--broker', `127.0.0.1:${ports.grpc}`, '--metrics-listen', `127.0.0.1:${shimMetricsPort}`]);
     exported = new Set([

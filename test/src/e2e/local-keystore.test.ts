@@ -110,7 +110,7 @@ describe('local keystore damaged under a running broker', { timeout: 240_000 }, 
         // The refresh runs every second; the deadline is generous for a loaded machine.
         await waitFor('/readyz 503', async () => (await fetch(`http://127.0.0.1:${ports.http}/readyz`)).status === 503, 20_000);
         const readyz = await (await fetch(`http://127.0.0.1:${ports.http}/readyz`)).json();
-        assert.deepEqual(readyz, { status: 'not-ready' }, '/readyz (no auth) tells the status only');
+        assert.deepEqual(readyz, { status: 'not-ready', leader: true }, '/readyz (no auth) tells the status and the leader flag only');
         const st = await adminStatus(broker);
         const def = st.keyrings.find((k) => k.keyring === 'default');
         assert.equal(def?.healthy, false);
