@@ -123,11 +123,16 @@ async function coldPath({ seconds }) {
   const provider = await require('@kekbroker/provider-aws-kms').fromConfig('aws', awsCfg(aws, key.arn));
   const ctx = { tenant: 'dev', keyring: 'default', envelopeVersion: 1 };
   try {
-    const sealed = await stack.call('Encrypt', { plaintext: crypto.randomBytes(32), uid: 'bench' });
-    const w = await provider.wrap(crypto.randomBytes(32), ctx, AbortSignal.timeout(5000));
+    // Every answer is compared with the key or seed it must be.
+    const seed = crypto.randomBytes(32);
+    const sealed = await stack.call('Encrypt', { plaintext: Buffer.from(seed), uid: 'bench' });
+    const key = crypto.randomBytes(32);
+    const w = await provider.wrap(Buffer.from(key), ctx, AbortSignal.timeout(5000));
     aws.faults.add({ kind: 'latency', ms: 20 });
-    const direct = await measure(() => provider.unwrap(w, ctx, AbortSignal.timeout(5000)), { seconds, concurrency: 1, warmupSeconds: 0.5 });
-    const shim = await measure(() => stack.call('Decrypt', { ciphertext: sealed.ciphertext, key_id: sealed.key_id, annotations: sealed.annotations, uid: 'bench' }), { seconds, concurrency: 1, warmupSeconds: 0.5 });
+    const directUnwrap = async () => ((await provider.unwrap(w, ctx, AbortSignal.timeout(5000))).equals(key) ? undefined : 'direct unwrap returned the wrong key');
+    const shimDecrypt = async () => ((await stack.call('Decrypt', { ciphertext: sealed.ciphertext, key_id: sealed.key_id, annotations: sealed.annotations, uid: 'bench' })).plaintext.equals(seed) ? undefined : 'Decrypt through the shim returned the wrong seed');
+    const direct = await measure(directUnwrap, { seconds, concurrency: 1, warmupSeconds: 0.5 });
+    const shim = await measure(shimDecrypt, { seconds, concurrency: 1, warmupSeconds: 0.5 });
     return { direct, shim };
   } finally {
     await provider.close();

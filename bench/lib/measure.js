@@ -25,8 +25,13 @@ async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
             wrongTotal++;
             if (wrongSamples.length < 5) wrongSamples.push(bad);
           } else if (record) lat.push(performance.now() - t0);
-        } catch {
-          if (record) errors++;
+        } catch (e) {
+          // A check that throws "wrong answer: ..." (transit's batch checks) is a wrong answer, not an error.
+          if (String(e && e.message).startsWith('wrong answer')) {
+            wrong++;
+            wrongTotal++;
+            if (wrongSamples.length < 5) wrongSamples.push(e.message);
+          } else if (record) errors++;
         }
       }
     };
