@@ -96,6 +96,29 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
     assert.match(kekctl('usage', 'default').out, /KEY_ID +CURRENT +TENANT/);
   });
 
+  it('failover --pin / failback, isolate / restore, step-down: each changes what status shows, or says why not', () => {
+    type Status = { keyrings: Array<{ keyring: string; pinned: boolean; actingActive: string }>; providers: Array<{ id: string; isolated: boolean }> };
+    const status = () => JSON.parse(kekctl('status', '-o', 'json').out) as Status;
+    const pinned = () => status().keyrings.find((k) => k.keyring === 'default')?.pinned;
+    let r = kekctl('failover', 'default', '--to', 'local', '--pin');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /acting active is now local \(pinned\)/);
+    assert.equal(pinned(), true);
+    r = kekctl('failback', 'default');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(pinned(), false);
+    assert.equal(kekctl('failover', 'default', '--to', 'nope').code, 1, 'an unknown provider is refused');
+    r = kekctl('isolate', 'local');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(status().providers.find((p) => p.id === 'local')?.isolated, true);
+    r = kekctl('restore', 'local');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(status().providers.find((p) => p.id === 'local')?.isolated, false);
+    r = kekctl('step-down');
+    assert.equal(r.code, 1, 'a lone replica without Redis cannot step down');
+    assert.match(r.err, /no redis configured/);
+  });
+
   it('a wrong token or an unreachable address exits 3 and says what to check', async () => {
     const wrong = path.join(path.dirname(tokenFile), 'wrong.token');
     await fs.writeFile(wrong, 'not-the-token');
