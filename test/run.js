@@ -30,6 +30,17 @@ function testFiles(dir) {
   return out;
 }
 
+// Tools the suite needs besides Node.js (redis-server for the HA tests, promtool, chromium): installed from
+// Debian's packages when missing and we are root, so `npm ci && npm test` is the whole set-up on a fresh machine.
+for (const script of ['scripts/ensure-redis.sh', '.ci/setup']) {
+  console.log(`\n== tools: ${script}`);
+  const t = spawnSync('bash', [path.join(ROOT, script)], { cwd: ROOT, stdio: 'inherit' });
+  if (t.status !== 0) {
+    console.log(`0 passed, 1 failed: ${script} could not provide a tool the tests need (see above)`);
+    process.exit(1);
+  }
+}
+
 step('build', ['run', 'build']);
 if (!process.argv.includes('--no-lint')) step('typecheck + lint', ['run', 'typecheck', 'lint']);
 
