@@ -45,6 +45,8 @@ export interface KekProvider {
   probe(signal: AbortSignal): Promise<void>;
   /** Release clients, sockets and timers. */
   close(): Promise<void>;
+  /** Something the operator must see when the broker starts (e.g. "created a new keystore"): logged at warn. */
+  readonly startupNotice?: string;
 }
 
 /** Largest key a provider is asked to wrap. AWS KMS Encrypt takes 4 KiB of plaintext. */

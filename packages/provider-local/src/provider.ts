@@ -41,6 +41,8 @@ const OPEN_LOCK_WAIT_MS = 10_000;
 export class LocalProvider implements KekProvider {
   readonly type = 'local';
   readonly id: string;
+  /** Set when this start created the keystore: the broker logs it at warn. */
+  startupNotice: string | undefined;
   private readonly file: string;
   private ks!: KeystoreData;
   private stamp = '';
@@ -83,6 +85,7 @@ export class LocalProvider implements KekProvider {
       const fresh = newKeystore();
       if (!(await createAtomic(file, serialize(fresh)))) throw new KekError('internal', `keystore ${file} appeared while being created under the lock`);
       await writeMarker(file, fresh);
+      p.startupNotice = `created a NEW local keystore ${file} (id ${fresh.keystoreId}, mode 0600): it is the only copy of this key; back it up now (docs/providers/local.md), then set create: false`;
       return fresh;
     });
     p.stamp = stampOf(await fs.stat(file));

@@ -69,6 +69,7 @@ export class Broker {
     const faultHooks = new Map<string, FaultHookProvider>();
     for (const [id, section] of Object.entries(cfg.providers)) {
       const hooked = new FaultHookProvider(await createProvider(id, section));
+      if (hooked.startupNotice) log.warn({ provider: id }, `provider ${id}: ${hooked.startupNotice}`);
       faultHooks.set(id, hooked);
       providers.set(id, hooked);
     }

@@ -35,6 +35,10 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
     await broker?.proc.kill();
   });
 
+  it('the broker said loudly that it created a new local keystore', async () => {
+    assert.match(await broker.proc.logs(), /"level":"warn".*created a NEW local keystore \S+ \(id [0-9a-f]+, mode 0600\).*back it up now/);
+  });
+
   it('--help, --version and a bad command line (exit 2)', () => {
     const help = kekctl('--help');
     assert.equal(help.code, 0);

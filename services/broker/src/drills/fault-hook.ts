@@ -26,6 +26,10 @@ export class FaultHookProvider implements KekProvider {
     return this.inner.type;
   }
 
+  get startupNotice(): string | undefined {
+    return this.inner.startupNotice;
+  }
+
   /** The fault now in force, if any (shown in admin status). */
   get activeFault(): DrillFault | undefined {
     return this.fault;
