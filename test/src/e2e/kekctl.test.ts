@@ -123,6 +123,15 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
     assert.match(r.err, /no redis configured/);
   });
 
+  it('every admin action left an audit line naming who, what and the result', async () => {
+    const lines = (await broker.proc.logs()).split('\n').filter((l) => l.includes('"stream":"audit"') && l.includes('"op":"admin"'));
+    const seen = lines.map((l) => JSON.parse(l) as { route: string; who: string; status: number });
+    for (const route of ['/v1/admin/keyrings/:name/rotate', '/v1/admin/keyrings/:name/failover', '/v1/admin/keyrings/:name/failback', '/v1/admin/providers/:id/isolate', '/v1/admin/providers/:id/restore', '/v1/admin/leader/step-down']) {
+      assert.ok(seen.some((a) => a.route === route && /^admin-token:[0-9a-f]{8}$/.test(a.who)), `audit line for ${route}`);
+    }
+    assert.ok(seen.some((a) => a.route === '/v1/admin/leader/step-down' && a.status === 409), 'refusals are audited with their status');
+  });
+
   it('a wrong token or an unreachable address exits 3 and says what to check', async () => {
     const wrong = path.join(path.dirname(tokenFile), 'wrong.token');
     await fs.writeFile(wrong, 'not-the-token');

@@ -23,7 +23,7 @@ import type { ProviderGuard } from '@kekbroker/resilience';
 import type { Logger } from '@kekbroker/telemetry';
 import type { DrillRunner } from '../drills/drills';
 import type { UsageBook } from '../usage';
-import { registerDrillRoutes } from './admin-drills';
+import { adminIdentity, registerDrillRoutes } from './admin-drills';
 import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
 import type { Fleet } from '@kekbroker/ha';
 import type { Leadership } from '../grpc/handlers';
@@ -170,7 +170,15 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
     return deps.usage.report(k.name, k.keyId);
   });
-  registerDrillRoutes(app, deps.drills, deps.log.child({ stream: 'audit' }));
+  // Every authenticated action (POST, DELETE) leaves one audit line: who, what, on what, and the result.
+  // Admin bodies hold names and flags only, never key material. Drill routes write their own, richer lines.
+  const audit = deps.log.child({ stream: 'audit' });
+  app.addHook('onResponse', async (req, reply) => {
+    if ((req.method !== 'POST' && req.method !== 'DELETE') || reply.statusCode === 401 || reply.statusCode === 429) return;
+    if (req.url.startsWith('/v1/admin/drills')) return;
+    audit.info({ audit: true, op: 'admin', method: req.method, route: req.routeOptions.url, params: req.params, body: req.body, who: adminIdentity(req), status: reply.statusCode });
+  });
+  registerDrillRoutes(app, deps.drills, audit);
   registerFailoverRoutes(app, deps);
   return app;
 }
