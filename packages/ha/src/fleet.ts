@@ -11,6 +11,8 @@ import { RedisKeys } from './keys';
 import { LeaderLease } from './leader-lease';
 import { createRedisClient, RedisHealth, type RedisClient, type RedisConfig } from './redis-client';
 import { SealingKeys, type SealingKeyring } from './sealing-keys';
+import { RedisLifecycleStore } from './lifecycle-store';
+import { RedisUsageCounters } from './usage-counters';
 import { RedisVersionRefStore } from './version-ref-store';
 
 export interface HaConfig {
@@ -39,6 +41,12 @@ export class Fleet {
   readonly cache: FleetCache;
   readonly lease: LeaderLease;
   readonly versionRefs: RedisVersionRefStore;
+  readonly lifecycle: RedisLifecycleStore;
+  readonly usage: RedisUsageCounters;
+  /** Set by the broker: another replica rotated or retired something in this keyring. */
+  onKeyringChange: (keyring: string) => void = () => undefined;
+  /** Set by the broker: Redis is reachable (again); re-read what may have changed meanwhile. */
+  onReady: () => void = () => undefined;
   private keyCache: DefaultKeyCache | undefined;
   private jobTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -61,6 +69,8 @@ export class Fleet {
     this.cache = new FleetCache({ redis: cmd, keys: this.keys, health: this.health, bus: this.bus, sealing: this.sealing, ttlMs: cacheTtlMs, lockMs: ha.flightLockMs, commandTimeoutMs: t });
     this.lease = new LeaderLease({ redis: cmd, keys: this.keys, health: this.health, replicaId: this.replicaId, ttlMs: ha.leaseTtlMs, renewEveryMs: ha.renewEveryMs, commandTimeoutMs: t });
     this.versionRefs = new RedisVersionRefStore(cmd, this.keys, this.health, t);
+    this.lifecycle = new RedisLifecycleStore(cmd, this.keys, this.health, t);
+    this.usage = new RedisUsageCounters(cmd, this.keys, this.health, t);
   }
 
   /** Create the connections (they connect in the background: a Redis down at start is not fatal). */
@@ -79,8 +89,24 @@ export class Fleet {
       if (!wasUp) log.info({ mode: redis.mode }, 'redis reachable again');
       wasUp = true;
       void f.sync();
+      f.onReady();
     });
     return f;
+  }
+
+  /** Resolve true once the command connection is ready, false after `ms` (Redis down at start is not fatal). */
+  async waitReady(ms: number): Promise<boolean> {
+    if (this.cmd.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.cmd.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.cmd.on('ready', onReady);
+    });
   }
 
   /** Wire the keyrings and the KeyCache in, then start the bus, the lease and the jobs. */
@@ -133,6 +159,7 @@ export class Fleet {
   private onMessage(m: BusMessage): void {
     if (m.type === 'sealing') void this.sealing.refreshOne(m.keyring);
     else if (m.type === 'invalidate') this.keyCache?.invalidate(m);
+    else if (m.type === 'keyring') this.onKeyringChange(m.keyring);
   }
 
   private async sync(): Promise<void> {

@@ -14,6 +14,8 @@ export interface FleetOptions {
   /** Provider section for the keyring's single provider (default: the local software key, shared file). */
   providerYaml?: string;
   extraYaml?: string;
+  /** More fields of the keyring `default` (e.g. `rotationPeriodSeconds: 2`). */
+  keyringYaml?: string;
   redisCommandTimeoutMs?: number;
   flightLockMs?: number;
 }
@@ -77,7 +79,7 @@ admin: { listen: "127.0.0.1:${ports.admin}", tokenFile: ./admin.token }
 providers:
   kms: ${o.providerYaml ?? '{ type: local, keystore: ./keystore.json }'}
 keyrings:
-  default: { providers: [kms] }
+  default: { providers: [kms]${o.keyringYaml ? `, ${o.keyringYaml}` : ''} }
 tenants:
   dev: { keyrings: [default] }
   tenant-b: { keyrings: [default] }

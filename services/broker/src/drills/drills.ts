@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { KekError } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import type { Logger } from '@kekbroker/telemetry';
+import type { Leadership } from '../grpc/handlers';
 import type { BrokerService } from '../service';
 import { Canary } from './canary';
 import type { DrillFault, FaultHookProvider } from './fault-hook';
@@ -70,6 +71,11 @@ export interface DrillDeps {
   keyrings: ReadonlyMap<string, Keyring>;
   faultHooks: ReadonlyMap<string, FaultHookProvider>;
   log: Logger;
+  /** Drills are singleton jobs: only the leader starts one, and a drill ends when its replica loses the lease. */
+  leadership: Leadership;
+  /** Who holds the lease, for the refusal message ('' when unknown). */
+  leaseHolder: () => string;
+  onFinished?: (report: DrillReport) => void;
 }
 
 /** A drill that must not start now (one is running, or it would cause a real outage): HTTP 409. */
@@ -237,7 +243,17 @@ class Drill {
 export class DrillRunner {
   private readonly drills: Drill[] = [];
 
-  constructor(private readonly deps: DrillDeps) {}
+  constructor(private readonly deps: DrillDeps) {
+    // Fenced by the lease: a replica that loses leadership (step-down, Redis partition) lifts its drill's fault.
+    deps.leadership.events.on('change', () => {
+      if (deps.leadership.isLeader()) return;
+      for (const d of this.drills) {
+        if (d.report().state !== 'running') continue;
+        deps.log.warn({ drill: d.id, replica: deps.leadership.replicaId }, 'drill aborted: this replica lost the leader lease');
+        d.abort();
+      }
+    });
+  }
 
   get running(): boolean {
     return this.drills.some((d) => d.report().state === 'running');
@@ -252,6 +268,9 @@ export class DrillRunner {
     if (!providerId || !status.providers.some((p) => p.id === providerId)) throw new KekError('invalid-input', `provider "${spec.provider}" is not in keyring ${spec.keyring}`);
     const hook = this.deps.faultHooks.get(providerId);
     if (!hook) throw new KekError('internal', `provider ${providerId} has no drill fault hook`);
+    if (!this.deps.leadership.isLeader()) {
+      throw new DrillRefused(`replica ${this.deps.leadership.replicaId} is not the leader: drills run on the leader only; send this to the lease holder (${this.deps.leaseHolder() || 'unknown'}; see kekctl status)`);
+    }
     const running = this.drills.find((d) => d.report().state === 'running');
     if (running) throw new DrillRefused(`drill ${running.id} is still running; wait for it or abort it (DELETE /v1/admin/drills/${running.id})`);
     // Canary calls go through authorization like any caller's: refuse now rather than fail every canary.
@@ -263,7 +282,10 @@ export class DrillRunner {
     }
     if (spec.force && !spec.reason) throw new KekError('invalid-input', 'a forced drill needs a reason');
     const drill = new Drill({ ...spec, provider: providerId }, keyring, hook, this.deps, requestedBy);
-    drill.finished.catch((e: unknown) => this.deps.log.error({ err: e, drill: drill.id }, 'drill crashed'));
+    drill.finished.then(
+      () => this.deps.onFinished?.(drill.report()),
+      (e: unknown) => this.deps.log.error({ err: e, drill: drill.id }, 'drill crashed'),
+    );
     this.drills.unshift(drill);
     this.drills.splice(KEEP_REPORTS);
     return drill.report();
