@@ -42,7 +42,7 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
   it('--help, --version and a bad command line (exit 2)', () => {
     const help = kekctl('--help');
     assert.equal(help.code, 0);
-    for (const c of ['status', 'rotate', 'failover', 'failback', 'isolate', 'restore', 'step-down']) assert.match(help.out, new RegExp(`\\n  ${c}`));
+    for (const c of ['status', 'rotate', 'keyring', 'retire', 'failover', 'failback', 'isolate', 'restore', 'step-down', 'usage', 'drill']) assert.match(help.out, new RegExp(`\\n  ${c}`));
     assert.match(kekctl('--version').out, /^\d+\.\d+\.\d+/);
     assert.match(kekctl('rotate', '--help').out, /kekctl rotate KEYRING/);
     const bad = kekctl('frobnicate');

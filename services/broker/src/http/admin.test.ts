@@ -78,3 +78,21 @@ test('the failure window ends: a blocked client may try again after WINDOW_MS', 
   assert.equal(l.blockedFor('a'), 0);
   assert.equal(l.fail('a'), false, 'a new window starts from zero');
 });
+
+test('the OpenAPI document lists every admin route with its schemas, behind the admin token', async () => {
+  const app = await admin();
+  assert.equal((await app.inject({ method: 'GET', url: '/v1/admin/openapi.json' })).statusCode, 401);
+  const r = await app.inject({ method: 'GET', url: '/v1/admin/openapi.json', headers: auth() });
+  assert.equal(r.statusCode, 200);
+  const doc = r.json<{ openapi: string; paths: Record<string, Record<string, { summary?: string; requestBody?: { content: Record<string, { schema: { required?: string[] } }> } }>> }>();
+  assert.equal(doc.openapi, '3.0.3');
+  for (const p of ['/v1/admin/status', '/v1/admin/keyrings/{name}', '/v1/admin/keyrings/{name}/rotate', '/v1/admin/keyrings/{name}/retire', '/v1/admin/keyrings/{name}/usage', '/v1/admin/keyrings/{name}/failover', '/v1/admin/providers/{id}/isolate', '/v1/admin/drills', '/v1/admin/leader/step-down', '/v1/admin/cache/invalidate']) {
+    assert.ok(doc.paths[p], `${p} is documented`);
+  }
+  assert.deepEqual(doc.paths['/v1/admin/keyrings/{name}/retire']?.post?.requestBody?.content['application/json']?.schema.required, ['keyId']);
+  assert.match(doc.paths['/v1/admin/keyrings/{name}/rotate']?.post?.summary ?? '', /rotate every provider/);
+  // The same schema validates: a retire without keyId is a 400 naming the field, before any keyring lookup.
+  const bad = await app.inject({ method: 'POST', url: '/v1/admin/keyrings/x/retire', headers: auth(), payload: { force: true } });
+  assert.equal(bad.statusCode, 400);
+  assert.match(bad.body, /keyId/);
+});
