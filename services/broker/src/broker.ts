@@ -176,7 +176,7 @@ export class Broker {
 
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown, leadership });
-    const drills = new DrillRunner({ service, keyrings, faultHooks, log, leadership, leaseHolder: () => fleet?.lease.holder ?? '', onFinished: (r) => lifecycleMetrics.drillFinished(r) });
+    const drills = new DrillRunner({ service, keyrings, faultHooks, log, fleet, leadership, leaseHolder: () => fleet?.lease.holder ?? '', onFinished: (r) => lifecycleMetrics.drillFinished(r) });
     const admin = await buildAdminApp({
       keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv), drills, usage,
       lifecycle, rotations, retireQuietSeconds: quietSeconds, publishKeyring,

@@ -16,6 +16,8 @@ export interface FleetOptions {
   extraYaml?: string;
   /** More fields of the keyring `default` (e.g. `rotationPeriodSeconds: 2`). */
   keyringYaml?: string;
+  /** Several providers instead of the one `kms`: id -> provider section; the keyring uses them in this order. */
+  providers?: Record<string, string>;
   redisCommandTimeoutMs?: number;
   flightLockMs?: number;
 }
@@ -77,9 +79,9 @@ export function fleetConfig(ports: BrokerPorts, replicaId: string, o: FleetOptio
 http: { listen: "127.0.0.1:${ports.http}" }
 admin: { listen: "127.0.0.1:${ports.admin}", tokenFile: ./admin.token }
 providers:
-  kms: ${o.providerYaml ?? '{ type: local, keystore: ./keystore.json }'}
+${Object.entries(o.providers ?? { kms: o.providerYaml ?? '{ type: local, keystore: ./keystore.json }' }).map(([id, y]) => `  ${id}: ${y}`).join('\n')}
 keyrings:
-  default: { providers: [kms]${o.keyringYaml ? `, ${o.keyringYaml}` : ''} }
+  default: { providers: [${Object.keys(o.providers ?? { kms: '' }).join(', ')}]${o.keyringYaml ? `, ${o.keyringYaml}` : ''} }
 tenants:
   dev: { keyrings: [default] }
   tenant-b: { keyrings: [default] }

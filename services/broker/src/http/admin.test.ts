@@ -16,7 +16,7 @@ const TOKEN = 'c0ffee-admin-token';
 const log = createLogger({ name: 'test', level: 'silent' });
 // No keyrings: the drill runner never reaches the data plane here.
 const leadership = { isLeader: () => true, epoch: () => 0, replicaId: 'test', cacheShared: () => false, events: new EventEmitter() };
-const drills = () => new DrillRunner({ service: undefined as unknown as BrokerService, keyrings: new Map(), faultHooks: new Map(), log, leadership, leaseHolder: () => '' });
+const drills = () => new DrillRunner({ service: undefined as unknown as BrokerService, keyrings: new Map(), faultHooks: new Map(), log, fleet: undefined, leadership, leaseHolder: () => '' });
 const admin = () => {
   const lifecycle = new KeyringLifecycle(new MemoryLifecycleStore(), new Map(), new Map());
   const rotations = new Rotations({ lifecycle, keyrings: new Map(), replicaId: 'test', epoch: () => 0, leaderToken: () => '', publish: async () => undefined, log });
