@@ -12,11 +12,14 @@ import { LeaderLease } from './leader-lease';
 import { createRedisClient, RedisHealth, type RedisClient, type RedisConfig } from './redis-client';
 import { SealingKeys, type SealingKeyring } from './sealing-keys';
 import { RedisLifecycleStore } from './lifecycle-store';
+import { Presence } from './presence';
 import { RedisUsageCounters } from './usage-counters';
 import { RedisVersionRefStore } from './version-ref-store';
 
 export interface HaConfig {
   replicaId?: string;
+  /** This replica's software version, shown in the fleet's replica list. */
+  version?: string;
   leaseTtlMs: number;
   renewEveryMs: number;
   sealingKeyRotationSeconds: number;
@@ -43,6 +46,7 @@ export class Fleet {
   readonly versionRefs: RedisVersionRefStore;
   readonly lifecycle: RedisLifecycleStore;
   readonly usage: RedisUsageCounters;
+  readonly presence: Presence;
   /** Set by the broker: another replica rotated or retired something in this keyring. */
   onKeyringChange: (keyring: string) => void = () => undefined;
   /** Set by the broker: Redis is reachable (again); re-read what may have changed meanwhile. */
@@ -71,6 +75,7 @@ export class Fleet {
     this.versionRefs = new RedisVersionRefStore(cmd, this.keys, this.health, t);
     this.lifecycle = new RedisLifecycleStore(cmd, this.keys, this.health, t);
     this.usage = new RedisUsageCounters(cmd, this.keys, this.health, t);
+    this.presence = new Presence(cmd, this.keys, this.health, t, ha.version ?? 'unknown');
   }
 
   /** Create the connections (they connect in the background: a Redis down at start is not fatal). */
@@ -122,7 +127,11 @@ export class Fleet {
     await this.sync();
     this.syncTimer = setInterval(() => void this.sync(), SYNC_MS);
     this.syncTimer.unref();
-    this.jobTimer = setInterval(() => void this.runJobs(), this.ha.renewEveryMs);
+    this.jobTimer = setInterval(() => {
+      void this.runJobs();
+      void this.presence.beat(this.replicaId, this.lease.isLeader, this.lease.epoch).catch(() => undefined);
+    }, this.ha.renewEveryMs);
+    void this.presence.beat(this.replicaId, this.lease.isLeader, this.lease.epoch).catch(() => undefined);
     this.jobTimer.unref();
   }
 
@@ -186,6 +195,7 @@ export class Fleet {
     clearInterval(this.jobTimer);
     clearInterval(this.syncTimer);
     await this.lease.stop();
+    await this.presence.remove(this.replicaId).catch(() => undefined);
     this.sealing.close();
     this.cmd.disconnect();
     this.sub.disconnect();

@@ -10,3 +10,4 @@ export { RedisVersionRefStore, CompositeVersionRefStore, type VersionRefStore } 
 export { RedisLifecycleStore, type FencedWrite } from './lifecycle-store';
 export { RedisUsageCounters, type UsageDelta, type UsageRow } from './usage-counters';
 export type { BusMessage } from './bus';
+export { Presence, PRESENCE_STALE_MS, type ReplicaRecord } from './presence';

@@ -26,6 +26,10 @@ export class RedisKeys {
   usage(keyring: string): string {
     return `${this.prefix}{usage}:${keyring}`;
   }
+  /** Presence records of the replicas (admin status). */
+  get replicas(): string {
+    return `${this.prefix}{ha}:replicas`;
+  }
   get revoked(): string {
     return `${this.prefix}{ha}:revoked`;
   }

@@ -86,7 +86,7 @@ export class Broker {
     // eslint-disable-next-line prefer-const -- the guards' listeners and the stale callback need metrics, metrics' collectors need them
     let metrics: BrokerMetrics;
     const guards = buildGuards(cfg, log, () => metrics);
-    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }));
+    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }), version);
     metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values(), () => guards.values(), version);
     // key_id continuity: Redis (shared by the replicas) first, the state file as the fallback.
     const fileRefs = cfg.state.dir ? new FileVersionRefStore(cfg.state.dir) : undefined;

@@ -146,6 +146,18 @@ ${table(rows, ['key_id', 'current', 'tenant', 'wraps', 'last_wrap', 'unwraps', '
     },
   },
   {
+    name: 'flush',
+    args: 'KEYRING [--tenant T]',
+    summary: 'drop cached keys of KEYRING (or of one tenant in it) on every replica; the next calls go to the KMS',
+    options: { tenant: { type: 'string', help: 'only this tenant\'s entries' } },
+    async run(c, p, o) {
+      const [keyring] = need(p, 1, 'flush KEYRING [--tenant T]');
+      const body = { keyring, ...(typeof o['tenant'] === 'string' ? { tenant: o['tenant'] } : {}) };
+      const r = await c.request<{ droppedHere: number; publishedToFleet: boolean }>('POST', '/v1/admin/cache/invalidate', body);
+      return { json: r, text: `dropped ${r.droppedHere} entries on this replica; ${r.publishedToFleet ? 'sent to every replica' : 'NOT sent to the other replicas (no Redis, or Redis down): flush each replica'}` };
+    },
+  },
+  {
     name: 'drill',
     args: 'run|list|show|abort ...',
     summary: 'failover drills: run (with live progress), list, show [--html FILE], abort',

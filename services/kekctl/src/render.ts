@@ -50,6 +50,11 @@ export function renderStatus(s: Record<string, unknown>): string {
   const out: string[] = [];
   const head = Object.entries(s).filter(([k, v]) => k !== 'keyrings' && (typeof v !== 'object' || v === null));
   if (head.length) out.push(head.map(([k, v]) => `${k}: ${cell(v)}`).join('   '));
+  const fleet = s['fleet'] as { redis?: string; redisUp?: boolean; leaseHolder?: string; replicas?: Array<Record<string, unknown>> | null } | undefined;
+  if (fleet) {
+    out.push(`redis: ${fleet.redis ?? '-'} ${fleet.redisUp ? 'up' : 'DOWN'}   lease holder: ${fleet.leaseHolder || '-'}`);
+    if (fleet.replicas) out.push(table(fleet.replicas, ['replica', 'alive', 'leader', 'epoch', 'version', 'seenAt']).replace(/^/gm, '  '));
+  }
   for (const k of (s['keyrings'] as KeyringView[] | undefined) ?? []) {
     out.push('', `keyring ${k.keyring}  key_id ${k.keyId ?? '-'}  ${k.healthy ? 'HEALTHY' : 'UNHEALTHY'}${k.reason && k.reason !== 'ok' ? `: ${k.reason}` : ''}`);
     const extra = Object.entries(k).filter(([key, v]) => ['configuredActive', 'actingActive', 'pinned'].includes(key) && v !== undefined);

@@ -227,6 +227,11 @@ describe('usage report across replicas, and retire', { timeout: 120_000 }, () =>
     const view = kekctl(1, 'keyring', 'default');
     assert.match(view.out, /retired: 1/);
     assert.match(view.out, new RegExp(old.keyId.replace(/\//g, '\\/')));
+    // The fleet status lists both replicas; a flush reaches every replica.
+    const st = JSON.parse(kekctl(0, 'status', '-o', 'json').out) as { fleet: { replicas: Array<{ replica: string; alive: boolean }> } };
+    assert.deepEqual(st.fleet.replicas.map((r) => [r.replica, r.alive]), [['b1', true], ['b2', true]]);
+    const flushed = JSON.parse(kekctl(0, 'flush', 'default', '--tenant', 'dev', '-o', 'json').out) as { publishedToFleet: boolean };
+    assert.equal(flushed.publishedToFleet, true);
     // A restarted replica reads the retirement back from the fleet.
     await fleet.handles[1]?.proc.kill('SIGKILL');
     await fleet.start(1);

@@ -134,7 +134,11 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     leaderEpoch: deps.leadership.epoch(),
     replica: deps.leadership.replicaId,
     fleet: deps.fleet
-      ? { redis: deps.fleet.mode, redisUp: deps.fleet.health.up, redisLastError: deps.fleet.health.lastError || undefined, leaseHolder: deps.fleet.lease.holder, sealingKeys: deps.fleet.sealing.status() }
+      ? {
+        redis: deps.fleet.mode, redisUp: deps.fleet.health.up, redisLastError: deps.fleet.health.lastError || undefined, leaseHolder: deps.fleet.lease.holder, sealingKeys: deps.fleet.sealing.status(),
+        // Every replica that wrote its presence record lately (alive: within 10 s); null while Redis is down.
+        replicas: await deps.fleet.presence.list().catch(() => null),
+      }
       : undefined,
     keyrings: [...deps.keyrings.values()].map((k) => ({ ...k.status(), lifecycle: deps.lifecycle.view(k.name) })),
     providers: [...deps.guards.values()].map((g) => ({ id: g.id, ...g.status(), budget: g.budget ? { ratePerSec: g.budget.ratePerSec, burst: g.budget.burst } : null })),
