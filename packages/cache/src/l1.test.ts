@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { ENTRY_OVERHEAD_BYTES, L1Cache } from './l1';
 
 const meta = (tenant = 't', generation = '01') => ({ tenant, keyring: 'k', generation });
-const inner = (c: L1Cache, key: string): Buffer | undefined => (c as unknown as { lru: { peek(k: string): { value: Buffer } | undefined } }).lru.peek(key)?.value;
+/** The cache's own stored bytes for `key` (a view, not a copy), reached through its internals. */
+const inner = (c: L1Cache, key: string): Buffer | undefined => {
+  const i = c as unknown as { lru: { peek(k: string): number | { value: Buffer } | undefined }; slabs: { slabs: Array<{ mem: Buffer; lengths: Uint8Array }> } };
+  const v = i.lru.peek(key);
+  if (typeof v !== 'number') return v?.value;
+  const slab = i.slabs.slabs[Math.floor(v / 1024)] as { mem: Buffer; lengths: Uint8Array };
+  const at = (v % 1024) * 64;
+  return slab.mem.subarray(at, at + (slab.lengths[v % 1024] as number));
+};
 
 test('Precondition: you cannot cache key material forever', () => {
   assert.throws(() => new L1Cache({ maxEntries: 1, maxBytes: 100, ttlMs: 0 }), /positive ttlMs/);
