@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
-import { Load, TestFleet } from '../helpers/fleet';
-import { KmsClient } from '../helpers/kms-client';
-import { LOG_FILES, startShim, waitFor, type Proc } from '../helpers/processes';
+import { startRedis, type RedisServer } from '@kekbroker/testkit';
+import { Load, startFleetWithShim, type FleetWithShim, type TestFleet } from '../helpers/fleet';
+import type { KmsClient } from '../helpers/kms-client';
+import { LOG_FILES, waitFor } from '../helpers/processes';
 import { assertNoSeedsInLogs } from '../helpers/seeds';
 
 const KILLS = Number(process.env['KEKBROKER_CHAOS_KILLS'] ?? 20);
@@ -18,24 +18,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('HA broker under chaos (3 replicas, real Redis, one shim)', { timeout: 600_000 }, () => {
   let redis: RedisServer;
+  let ha: FleetWithShim;
   let fleet: TestFleet;
-  let shim: { proc: Proc; socket: string };
   let kms: KmsClient;
 
   before(async () => {
     redis = await startRedis();
-    const dir = await tempDir();
-    fleet = await TestFleet.start(dir, 3, { redis: [redis.address] });
-    shim = await startShim(dir, [...fleet.grpcEndpoints.flatMap((e) => ['--broker', e]), '--insecure-dev-tenant', 'dev', '--grace-ms', '20000', '--budget-ms', '2500']);
-    kms = new KmsClient(shim.socket);
-    await waitFor('shim status OK', async () => (await kms.status()).healthz === 'ok');
-    await waitFor('a leader', async () => (await fleet.leaderIndex()) >= 0);
+    ha = await startFleetWithShim({ redis: [redis.address] });
+    ({ fleet, kms } = ha);
   });
 
   after(async () => {
-    kms?.close();
-    await shim?.proc.kill();
-    await fleet?.stop();
+    await ha?.stop();
     await redis?.stop();
   });
 
