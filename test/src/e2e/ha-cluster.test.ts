@@ -5,11 +5,13 @@
  *  - leader lease and cache-sealing key: one leader, every replica opens the sealing key (the fenced write is
  *    one Lua script on the `{ha}` slot);
  *  - fleet-wide single-flight locks and sealed L2 entries spread over the masters: 30 clients x 20 seeds on
- *    cold replicas and a cold L2 make exactly 20 KMS Decrypts; restarted again, 0 (served from L2).
+ *    cold replicas and a cold L2 make exactly 20 KMS Decrypts; restarted again, 0 (served from L2);
+ *  - invalidation pub/sub across the cluster: a tenant flush sent to one replica empties every replica's L1.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startRedisCluster } from '@kekbroker/testkit';
+import { waitFor } from '../helpers/processes';
 import { StormRig } from '../helpers/restart-storm';
 
 const CLIENTS = 30;
@@ -52,5 +54,20 @@ describe('fleet on a 3-master Redis Cluster: lease, sealed L2, fleet-wide single
     const warm = await rig.storm(CLIENTS);
     console.log(`cluster restart storm, warm L2: ${warm.kmsCalls} KMS Decrypts, ${Math.round(warm.ms)} ms`);
     assert.equal(warm.kmsCalls, 0);
+  });
+
+  it('a tenant flush sent to one replica reaches every replica through the cluster (pub/sub)', async () => {
+    const entries = async (i: number): Promise<number> => {
+      const m = await (await fetch(`http://127.0.0.1:${rig.fleet.handles[i]?.ports.http}/metrics`)).text();
+      return Number(/^kekbroker_cache_entries{[^}]*} (\d+)/m.exec(m)?.[1] ?? NaN);
+    };
+    for (let i = 0; i < 3; i++) assert.ok((await entries(i)) >= SEEDS, `replica ${i + 1} holds the seeds in L1 after the storm`);
+    const h = rig.fleet.handles[0];
+    const r = await fetch(`http://127.0.0.1:${h?.ports.admin}/v1/admin/cache/invalidate`, {
+      method: 'POST', headers: { authorization: `Bearer ${h?.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ keyring: 'default', tenant: 'dev' }),
+    });
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as { publishedToFleet: boolean }).publishedToFleet, true);
+    await waitFor('every replica dropped the tenant\'s L1 entries', async () => (await Promise.all([1, 2].map(entries))).every((n) => n === 0), 10_000, 100);
   });
 });
