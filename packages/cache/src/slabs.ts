@@ -33,7 +33,7 @@ export class SmallValueSlabs<M> {
   /** Copy `value` (at most SLOT_BYTES) into a free slot; returns the slot number. */
   store(value: Uint8Array, meta: M, freshUntil: number): number {
     if (value.length > SLOT_BYTES) throw new RangeError(`a slot holds at most ${SLOT_BYTES} bytes`);
-    let n = this.withRoom.values().next().value as number | undefined;
+    let n = this.withRoom.values().next().value;
     if (n === undefined) n = this.addSlab();
     const slab = this.slabs[n] as Slab;
     const index = slab.free.pop() as number;
