@@ -12,7 +12,7 @@ const { fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { ROOT, cpuSeconds, freePort, waitFor } = require('./lib/procs');
+const { cpuSeconds, freePort, startBroker, waitFor } = require('./lib/procs');
 const { recordWrong } = require('./lib/measure');
 
 const CLIENT_PROCESSES = 4;
@@ -22,27 +22,14 @@ function rssMiB(pid) {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function startBroker(dir) {
-  const p = { grpc: await freePort(), http: await freePort(), admin: await freePort(), redis: await freePort() };
-  const redis = spawn('redis-server', ['--port', String(p.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  fs.writeFileSync(path.join(dir, 'admin.token'), 'bench-token');
-  fs.writeFileSync(path.join(dir, 'broker.yaml'), `grpc: { listen: "127.0.0.1:${p.grpc}", insecureLoopback: true }
-http: { listen: "127.0.0.1:${p.http}" }
-admin: { listen: "127.0.0.1:${p.admin}", tokenFile: ./admin.token }
-providers:
-  local: { type: local, keystore: ./keystore.json }
-keyrings:
-  default: { providers: [local] }
-tenants:
-  dev: { keyrings: [default] }
-redis: { nodes: ["127.0.0.1:${p.redis}"] }
-ha: { replicaId: b1 }
-log: { level: warn, audit: false }
-`);
-  const log = fs.openSync(path.join(dir, 'broker.log'), 'a');
-  const broker = spawn(process.execPath, [path.join(ROOT, 'services/broker/dist/main.js'), '--config', 'broker.yaml'], { cwd: dir, stdio: ['ignore', log, log] });
-  await waitFor(async () => (await (await fetch(`http://127.0.0.1:${p.http}/readyz`)).json()).leader === true, 30000);
-  return { p, broker, redis };
+/** One replica in fleet mode (its own redis-server, leader lease); resolves once it holds the lease. */
+async function startFleetReplica() {
+  const redisPort = await freePort();
+  const redisDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-redis-'));
+  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' });
+  const b = await startBroker(`redis: { nodes: ["127.0.0.1:${redisPort}"] }\nha: { replicaId: b1 }`);
+  await waitFor(async () => (await (await fetch(`http://127.0.0.1:${b.ports.http}/readyz`)).json()).leader === true, 30000);
+  return { dir: b.dir, p: b.ports, broker: b.child, redis };
 }
 
 /** CPU ms per wall second the broker spends over `seconds` of doing nothing but keeping its streams. */
@@ -78,8 +65,7 @@ async function roundtrips(clients) {
 async function run(opts = {}) {
   const conns = opts.seconds && opts.seconds < 5 ? 200 : 1000;
   const idleSeconds = opts.seconds && opts.seconds < 5 ? 6 : 20;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-scale-'));
-  const { p, broker, redis } = await startBroker(dir);
+  const { dir, p, broker, redis } = await startFleetReplica();
   const clients = [];
   try {
     await new Promise((r) => setTimeout(r, 2000));
@@ -161,4 +147,4 @@ function report(r) {
   ].join('\n');
 }
 
-module.exports = { run, report, startBroker };
+module.exports = { run, report };
