@@ -95,3 +95,15 @@ test('slab slots are zeroed and reused on eviction; an empty slab is released', 
   assert.equal(slabs.slabCount, 1, 'the emptied slab is gone');
   for (let i = 1024; i < 2048; i++) assert.deepEqual(c.get(`k${i}`), Buffer.alloc(32, 1 + (i % 200)));
 });
+
+test('lean entries: a small value is only a slot number in lru-cache; one tenant\'s entries share one metadata object', () => {
+  const c = new L1Cache({ maxEntries: 100, maxBytes: 1 << 20, ttlMs: 60_000 });
+  const i = c as unknown as { lru: { peek(k: string): unknown }; tenants: Map<string, { metas: Map<string, object> }> };
+  // Fresh strings per request (as from gRPC metadata and key_id parsing), equal in value.
+  for (let n = 0; n < 50; n++) c.set(`k${n}`, { tenant: String.fromCharCode(116), keyring: 'k', generation: `0${n % 2 ? 'a' : 'b'}` }, Buffer.alloc(32, n));
+  assert.equal(typeof i.lru.peek('k0'), 'number');
+  assert.equal(i.tenants.get('t')?.metas.size, 2, 'two generations: two shared metadata objects for 50 entries');
+  for (let n = 0; n < 50; n++) c.delete(`k${n}`);
+  assert.equal(i.tenants.size, 0, 'a tenant with no entries left is forgotten, its metadata with it');
+  assert.equal(c.tenantBytes('t'), 0);
+});
