@@ -3,7 +3,8 @@
  * over all of them, and an apiserver-like load that checks every answer.
  */
 import { randomBytes } from 'node:crypto';
-import { tempDir } from '@kekbroker/testkit';
+import { after, before } from 'node:test';
+import { startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
 import { KmsClient } from './kms-client';
 import { allocateBrokerPorts, startBroker, startShim, waitFor, type BrokerHandle, type BrokerPorts, type Proc } from './processes';
 import { recordSeed } from './seeds';
@@ -98,6 +99,33 @@ export async function startFleetWithShim(o: FleetOptions, n = 3): Promise<FleetW
       await fleet.stop();
     },
   };
+}
+
+/** What fleetOnRedis() sets up; the fields are set once the suite's `before` hook has run. */
+export interface FleetOnRedis {
+  redis: RedisServer;
+  fleet: TestFleet;
+  kms: KmsClient;
+}
+
+/**
+ * For a describe(): registers the hooks that start a redis-server and 3 replicas with a shim over them before
+ * the suite, and kill them all after it.
+ */
+export function fleetOnRedis(): FleetOnRedis {
+  const rig = {} as FleetOnRedis;
+  let ha: FleetWithShim | undefined;
+  before(async () => {
+    rig.redis = await startRedis();
+    ha = await startFleetWithShim({ redis: [rig.redis.address] });
+    rig.fleet = ha.fleet;
+    rig.kms = ha.kms;
+  });
+  after(async () => {
+    await ha?.stop();
+    await rig.redis?.stop();
+  });
+  return rig;
 }
 
 export function fleetConfig(ports: BrokerPorts, replicaId: string, o: FleetOptions): string {
