@@ -96,6 +96,10 @@ export class Fleet {
       void f.sync();
       f.onReady();
     });
+    // The command client has no offline queue: a command sent before the first connection fails at once. Wait
+    // (at most connectTimeoutMs) so that a reachable Redis serves the start-up reads, the keyrings' last known
+    // version refs above all; a dead Redis costs the start no more than that.
+    await readyWithin(cmd, redis.connectTimeoutMs);
     return f;
   }
 
@@ -200,4 +204,17 @@ export class Fleet {
     this.cmd.disconnect();
     this.sub.disconnect();
   }
+}
+
+function readyWithin(client: RedisClient, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    client.once('ready', done);
+  });
 }
