@@ -103,19 +103,9 @@ export class Fleet {
     return f;
   }
 
-  /** Resolve true once the command connection is ready, false after `ms` (Redis down at start is not fatal). */
-  async waitReady(ms: number): Promise<boolean> {
-    if (this.cmd.status === 'ready') return true;
-    return new Promise((resolve) => {
-      const done = (ok: boolean): void => {
-        clearTimeout(timer);
-        this.cmd.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = (): void => done(true);
-      const timer = setTimeout(() => done(false), ms);
-      this.cmd.on('ready', onReady);
-    });
+  /** The command connection is up (Fleet.connect waited up to connectTimeoutMs for it). */
+  get ready(): boolean {
+    return this.cmd.status === 'ready';
   }
 
   /** Wire the keyrings and the KeyCache in, then start the bus, the lease and the jobs. */

@@ -34,8 +34,6 @@ import { buildCacheAndFleet } from './ha';
 
 /** Faster retry while a keyring has no key_id yet (a KMS unreachable at start). */
 const NOT_READY_RETRY_MS = 2_000;
-/** How long a starting replica waits for Redis before reading the keyring lifecycle from its state file. */
-const LIFECYCLE_WAIT_MS = 3_000;
 
 export interface BrokerAddresses {
   grpcPort: number;
@@ -137,8 +135,8 @@ export class Broker {
         k.refresh(deadlineSignal(10_000)).catch((e: unknown) => log.error({ err: e, keyring: k.name }, 'keyring not ready at start; retrying')),
       ),
     );
-    // Retirements must be known before the first unwrap: give a starting Redis connection a moment.
-    if (fleet && !(await fleet.waitReady(LIFECYCLE_WAIT_MS))) log.warn({ waitedMs: LIFECYCLE_WAIT_MS }, 'redis not reachable at start: keyring lifecycle (retired generations) from the state file until it is');
+    // Retirements must be known before the first unwrap (Fleet.connect waited for Redis, up to connectTimeoutMs).
+    if (fleet && !fleet.ready) log.warn('redis not reachable at start: keyring lifecycle (retired generations) from the state file until it is');
     for (const k of keyrings.values()) {
       await lifecycle.reload(k.name).then(() => lifecycle.observe(k.name, k.keyId)).catch((e: unknown) => log.warn({ err: e, keyring: k.name }, 'cannot read the keyring lifecycle at start (redis down?); retrying at each refresh'));
     }
