@@ -27,14 +27,8 @@ export interface UsageDelta {
   lastMs: number;
 }
 
-export interface UsageRow {
-  keyId: string;
-  tenant: string;
-  op: 'wrap' | 'unwrap';
-  count: number;
-  firstMs: number;
-  lastMs: number;
-}
+/** One counter as read back: a delta without its keyring (the hash is per keyring). */
+export type UsageRow = Omit<UsageDelta, 'keyring'>;
 
 export class RedisUsageCounters {
   constructor(private readonly redis: RedisClient, private readonly keys: RedisKeys, private readonly health: RedisHealth, private readonly timeoutMs: number) {}
