@@ -133,7 +133,7 @@ describe('deploy/kubernetes manifests', () => {
 
   it('deploy/monitoring renders the rules, monitors and dashboard ConfigMap', { skip: !HAVE_KUBECTL && 'kubectl not on PATH' }, () => {
     const kinds = render(path.join(REPO, 'deploy/monitoring')).map((o) => o.kind).sort();
-    assert.deepEqual(kinds, ['ConfigMap', 'PodMonitor', 'PrometheusRule', 'PrometheusRule', 'PrometheusRule', 'PrometheusRule', 'ServiceMonitor']);
+    assert.deepEqual(kinds, ['ConfigMap', 'PodMonitor', 'PrometheusRule', 'PrometheusRule', 'PrometheusRule', 'PrometheusRule', 'PrometheusRule', 'ServiceMonitor']);
   });
 
   it('the kubeadm static pod meets the same bar, and the apiserver wiring mounts the socket folder', async () => {
