@@ -88,7 +88,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-l2-'));
-  fs.writeFileSync(path.join(dir, 'admin.token'), TOKEN);
+  fs.writeFileSync(path.join(dir, 'admin.token'), TOKEN, { mode: 0o600 });
   const redisPort = await freePort();
   const redis = proc('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], dir, 'redis.log');
   const stops = [() => stop(redis)];
