@@ -7,3 +7,4 @@ export { createRedisClient, redisPassword, RedisHealth, REDIS_BACKOFF_MS, type R
 export { SealingKeys, type SealingKeyring } from './sealing-keys';
 export { sealEntry, openEntry, entryHeader } from './sealed-entry';
 export { RedisVersionRefStore, CompositeVersionRefStore, type VersionRefStore } from './version-ref-store';
+export { SharedDataKeys, type DataKeySlot, type SharedKey, type UsageLimits } from './shared-data-keys';

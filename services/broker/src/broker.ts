@@ -133,7 +133,7 @@ export class Broker {
     const drills = new DrillRunner({ service, keyrings, faultHooks, log });
     const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv), drills, usage: service.usage });
     // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
-    const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
+    const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log, fleet) : undefined;
     const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);
