@@ -36,14 +36,18 @@ transit:
 log: { level: warn, audit: false }
 `);
   const log = fs.openSync(path.join(dir, 'broker.log'), 'a');
-  const child = spawn(process.execPath, [path.join(ROOT, 'services/broker/dist/main.js'), '--config', 'broker.yaml'], { cwd: dir, stdio: ['ignore', log, log] });
+  // KEKBROKER_BENCH_BROKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof": profile the broker under this load
+  // (KEKBROKER_BENCH_ECHO_NODE_ARGS: the echo).
+  const nodeArgs = (process.env.KEKBROKER_BENCH_BROKER_NODE_ARGS || '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'services/broker/dist/main.js'), '--config', 'broker.yaml'], { cwd: dir, stdio: ['ignore', log, log] });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200);
   return { pid: child.pid, port: transit, metricsPort: httpPort, stop: () => stopChild(child) };
 }
 
 async function startEchoHttp() {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(__dirname, 'echo/echo-http.js'), String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const nodeArgs = (process.env.KEKBROKER_BENCH_ECHO_NODE_ARGS || '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'echo/echo-http.js'), String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`)).status === 404);
   return { pid: child.pid, port, stop: () => stopChild(child) };
 }
@@ -84,7 +88,7 @@ async function wrapCalls(metricsPort) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function run({ seconds = 3, rounds = 2, concurrencies = [1, 16, 64] } = {}) {
+async function run({ seconds = 3, rounds = 2, concurrencies = [1, 16, 64], only } = {}) {
   const transit = await startTransit();
   const echo = await startEchoHttp();
   const t = client(transit.port);
@@ -129,7 +133,7 @@ async function run({ seconds = 3, rounds = 2, concurrencies = [1, 16, 64] } = {}
     };
 
     const results = [];
-    for (const [name, sc] of Object.entries(scenarios)) {
+    for (const [name, sc] of Object.entries(scenarios).filter(([n]) => !only || only.includes(n))) {
       for (const concurrency of concurrencies) {
         const acc = { echo: [], transit: [] };
         for (let r = 0; r < rounds; r++) {

@@ -14,6 +14,7 @@ import { SealingKeys, type SealingKeyring } from './sealing-keys';
 import { RedisLifecycleStore } from './lifecycle-store';
 import { Presence } from './presence';
 import { RedisUsageCounters } from './usage-counters';
+import { SharedDataKeys } from './shared-data-keys';
 import { RedisVersionRefStore } from './version-ref-store';
 
 export interface HaConfig {
@@ -51,6 +52,9 @@ export class Fleet {
   onKeyringChange: (keyring: string) => void = () => undefined;
   /** Set by the broker: Redis is reachable (again); re-read what may have changed meanwhile. */
   onReady: () => void = () => undefined;
+  readonly transitDataKeys: SharedDataKeys;
+  /** Told of every invalidation applied here (from this replica or the bus): transit's data-key cache. */
+  private readonly invalidationListeners: Array<(inv: Invalidation) => void> = [];
   private keyCache: DefaultKeyCache | undefined;
   private jobTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -76,6 +80,10 @@ export class Fleet {
     this.lifecycle = new RedisLifecycleStore(cmd, this.keys, this.health, t);
     this.usage = new RedisUsageCounters(cmd, this.keys, this.health, t);
     this.presence = new Presence(cmd, this.keys, this.health, t, ha.version ?? 'unknown');
+    this.transitDataKeys = new SharedDataKeys({
+      redis: cmd, keys: this.keys, health: this.health, bus: this.bus, sealing: this.sealing, commandTimeoutMs: t, lockMs: ha.flightLockMs,
+      isRevoked: (keyring, generation) => this.keyCache?.isRevoked(keyring, generation) ?? false,
+    });
   }
 
   /** Create the connections (they connect in the background: a Redis down at start is not fatal). */
@@ -154,15 +162,27 @@ export class Fleet {
 
   /** Publish an invalidation to the fleet and apply it here at once (Redis down: here only, and say so). */
   async invalidate(inv: Invalidation): Promise<{ local: number; published: boolean }> {
-    const local = this.keyCache?.invalidate(inv) ?? 0;
+    const local = this.applyInvalidation(inv);
+    // The fleet's shared transit data keys of the keyring go too (any flush: a new key costs one wrap).
+    await this.transitDataKeys.dropKeyring(inv.keyring).catch(() => undefined);
     const published = await this.bus.publish({ type: 'invalidate', ...inv }).then(() => true, () => false);
     return { local, published };
   }
 
   private onMessage(m: BusMessage): void {
     if (m.type === 'sealing') void this.sealing.refreshOne(m.keyring);
-    else if (m.type === 'invalidate') this.keyCache?.invalidate(m);
+    else if (m.type === 'invalidate') this.applyInvalidation(m);
     else if (m.type === 'keyring') this.onKeyringChange(m.keyring);
+  }
+
+  onInvalidate(fn: (inv: Invalidation) => void): void {
+    this.invalidationListeners.push(fn);
+  }
+
+  private applyInvalidation(inv: Invalidation): number {
+    const n = this.keyCache?.invalidate(inv) ?? 0;
+    for (const fn of this.invalidationListeners) fn(inv);
+    return n;
   }
 
   private async sync(): Promise<void> {
@@ -173,7 +193,7 @@ export class Fleet {
         const i = r.lastIndexOf('/');
         const keyring = r.slice(0, i);
         const generation = r.slice(i + 1);
-        if (!this.keyCache?.isRevoked(keyring, generation)) this.keyCache?.invalidate({ keyring, generation, revoke: true });
+        if (!this.keyCache?.isRevoked(keyring, generation)) this.applyInvalidation({ keyring, generation, revoke: true });
       }
     } catch {
       /* Redis down: the next sync retries */

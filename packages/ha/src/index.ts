@@ -11,3 +11,4 @@ export { RedisLifecycleStore, type FencedWrite } from './lifecycle-store';
 export { RedisUsageCounters, type UsageDelta, type UsageRow } from './usage-counters';
 export type { BusMessage } from './bus';
 export { Presence, PRESENCE_STALE_MS, type ReplicaRecord } from './presence';
+export { SharedDataKeys, type DataKeySlot, type SharedKey, type UsageLimits } from './shared-data-keys';

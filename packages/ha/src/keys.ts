@@ -39,6 +39,17 @@ export class RedisKeys {
   lock(cacheKey: string): string {
     return `${this.prefix}{${cacheKey}}:lock`;
   }
+  /** The fleet's current transit data key of one slot (shared-data-keys.ts); `tag` is a hash. */
+  transitDataKey(tag: string): string {
+    return `${this.prefix}{${tag}}:cur`;
+  }
+  transitDataKeyLock(tag: string): string {
+    return `${this.prefix}{${tag}}:lock`;
+  }
+  /** The slot tags of a keyring's shared transit data keys, so an invalidation can drop them. */
+  transitDataKeyIndex(keyring: string): string {
+    return `${this.prefix}{ha}:transit-data-keys:${keyring}`;
+  }
   /** Invalidations and sealing-key rotations: every replica. */
   get invalidateChannel(): string {
     return `${this.prefix}invalidate`;

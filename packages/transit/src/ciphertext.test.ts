@@ -20,5 +20,29 @@ test('the message key is RFC 5869 HKDF-SHA256 (checked against crypto.hkdfSync),
 test('base64 must be canonical standard base64', () => {
   assert.deepEqual(decodeBase64('aGk='), Buffer.from('hi'));
   assert.deepEqual(decodeBase64(''), Buffer.alloc(0));
-  for (const bad of ['aGk', 'aGk*', 'aG k=', 'aGl=', 'a-_=', '====']) assert.equal(decodeBase64(bad), undefined, bad);
+  for (const bad of ['aGk', 'aGk*', 'aG k=', 'aGl=', 'a-_=', '====', 'aG==aGk=', 'aGk=\n', 'a===', 'aé==']) assert.equal(decodeBase64(bad), undefined, bad);
+});
+
+test('decodeBase64 gives the verdict of decoding, re-encoding and comparing, on 100,000 random strings', () => {
+  const reference = (s: string): Buffer | undefined => {
+    if (s.length % 4 !== 0) return undefined;
+    const b = Buffer.from(s, 'base64');
+    return b.toString('base64') === s ? b : undefined;
+  };
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n.\u00e9';
+  const pick = (): string => alphabet[Math.floor(Math.random() * alphabet.length)] as string;
+  for (let i = 0; i < 100_000; i++) {
+    let s: string;
+    if (i % 2 === 0) {
+      // Valid base64 of random bytes, often with one character replaced.
+      s = randomBytes(i % 40).toString('base64');
+      if (i % 4 === 0 && s.length > 0) {
+        const at = Math.floor(Math.random() * s.length);
+        s = s.slice(0, at) + pick() + s.slice(at + 1);
+      }
+    } else {
+      s = Array.from({ length: (i % 5) * 4 + (i % 7 === 0 ? 1 : 0) }, pick).join('');
+    }
+    assert.deepEqual(decodeBase64(s), reference(s), JSON.stringify(s));
+  }
 });

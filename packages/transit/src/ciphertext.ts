@@ -47,14 +47,27 @@ export interface Binding {
   associatedData: Buffer;
 }
 
+const B64_VALUE = new Int8Array(128).fill(-1);
+for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) B64_VALUE[c.charCodeAt(0)] = i;
+
 /**
- * Strict, canonical standard base64; undefined when it is not. Node's decoder skips junk silently, so the
- * decoded bytes are encoded again and compared: native work, several times faster than a regex on 1 KiB.
+ * Strict, canonical standard base64; undefined when it is not. Node's decoder skips junk silently and also
+ * takes the URL-safe alphabet, so: any skipped character shows as a decoded length short of what the string's
+ * length and padding promise; '-' and '_' are looked for (native scans); and the unused low bits of the last
+ * character before the padding must be zero (so one byte string has one encoding). The same verdict as
+ * re-encoding and comparing (a test checks it on random strings), for a third of its cost on 1 KiB.
  */
 export function decodeBase64(s: string): Buffer | undefined {
-  if (s.length % 4 !== 0) return undefined;
+  const n = s.length;
+  if (n % 4 !== 0) return undefined;
+  const pad = n > 0 && s.charCodeAt(n - 1) === 61 ? (s.charCodeAt(n - 2) === 61 ? 2 : 1) : 0;
   const b = Buffer.from(s, 'base64');
-  if (b.toString('base64') !== s) {
+  let ok = b.length === (n / 4) * 3 - pad && !s.includes('-') && !s.includes('_');
+  if (ok && pad > 0) {
+    const last = B64_VALUE[s.charCodeAt(n - pad - 1)] ?? -1;
+    ok = last >= 0 && (last & (pad === 1 ? 0b11 : 0b1111)) === 0;
+  }
+  if (!ok) {
     b.fill(0);
     return undefined;
   }

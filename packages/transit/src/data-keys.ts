@@ -11,7 +11,7 @@
  * synchronous function that reads it during `use`, so a retire (zeroing) can never overlap a reader.
  */
 import { randomBytes } from 'node:crypto';
-import { KEY_BYTES, KekError, decodeEnvelope, generationOf, zeroize } from '@kekbroker/core';
+import { KEY_BYTES, KekError, decodeEnvelope, generationOf, parseKeyId, zeroize } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import { messageKey } from './ciphertext';
 import { latestVersion, versionOfRef } from './versions';
@@ -25,6 +25,24 @@ export interface DataKeyLimits {
 }
 
 export const DEFAULT_LIMITS: DataKeyLimits = { maxAgeMs: 5 * 60_000, maxMessages: 2 ** 30, maxBytes: 2 ** 40, maxEntries: 10_000 };
+
+/**
+ * The fleet's shared data keys (packages/ha's SharedDataKeys implements it, when Redis is configured): a data
+ * key made by one replica is used by all, stored in Redis only sealed, its usage limits counted fleet-wide
+ * by reserved blocks. Ownership: every dataKey it returns (made by `create` or opened from Redis) is ours.
+ */
+export interface SharedDataKeyStore {
+  available(keyring: string): boolean;
+  acquire(slot: SharedSlot, limits: DataKeyLimits, bytes: number, signal: AbortSignal, create: () => Promise<{ dataKey: Buffer; envelope: Buffer }>, exhaustedId?: string):
+    Promise<{ id: string; dataKey: Buffer; envelope: Buffer; ageMs: number; budget: Budget; created: boolean }>;
+  reserve(slot: SharedSlot, id: string, limits: DataKeyLimits, bytes: number): Promise<Budget | undefined>;
+}
+export interface SharedSlot { keyName: string; tenant: string; keyring: string; generation: string }
+interface Budget { messages: number; bytes: number }
+interface Made { dataKey: Buffer; envelope: Buffer; keyId: string }
+
+/** How this replica got a data key: it wrapped one and shared it, adopted the fleet's, or keeps one to itself. */
+export type DataKeySource = 'shared' | 'fleet' | 'local';
 
 /** What a reader sees, only for the duration of its synchronous callback. */
 export interface DataKeyView {
@@ -41,6 +59,9 @@ interface Entry extends DataKeyView {
   readonly createdAt: number;
   messages: number;
   bytes: number;
+  /** Shared keys only: the fleet id and what is left of this replica's reserved block. */
+  sharedId?: string;
+  budget?: Budget;
 }
 
 export interface DataKeySpec {
@@ -56,13 +77,16 @@ export class DataKeyCache {
   private readonly byEnvelope = new Map<string, Entry>();
   private readonly flights = new Map<string, Promise<void>>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Per slot: the shared key id found spent fleet-wide, so the next acquire does not adopt it again. */
+  private readonly spent = new Map<string, string>();
   /** Data keys created (each one keyring wrap, i.e. one call per provider). */
   created = 0;
 
   constructor(
     private readonly limits: DataKeyLimits = DEFAULT_LIMITS,
-    private readonly onCreate?: (keyName: string) => void,
+    private readonly onObtain?: (keyName: string, source: DataKeySource, why?: string) => void,
     private readonly now: () => number = Date.now,
+    private readonly shared?: SharedDataKeyStore,
   ) {
     // An idle key must not sit in memory past its age limit.
     this.sweeper = setInterval(() => this.sweep(), Math.min(limits.maxAgeMs, 30_000));
@@ -75,22 +99,24 @@ export class DataKeyCache {
 
   /** Run `fn` with a fresh data key for `spec`, counting `bytes` against it; creates one if needed. */
   async use<T>(spec: DataKeySpec, bytes: number, signal: AbortSignal, fn: (k: DataKeyView) => T): Promise<T> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // Several rounds: a rotation during a wrap, or (shared keys with small limits) concurrent requests
+    // spending a freshly reserved block before this one gets to it.
+    for (let attempt = 0; attempt < 20; attempt++) {
       const keyId = spec.keyring.keyId;
       if (!keyId) throw new KekError('unavailable', `keyring ${spec.keyring.name} is not ready: ${spec.keyring.status().reason}`);
       const slot = slotOf(spec, keyId);
       const e = this.entries.get(slot);
-      if (e && this.fresh(e, bytes)) {
+      const fresh = e !== undefined && this.fresh(e, bytes);
+      if (fresh && (!e.budget || (e.budget.messages >= 1 && e.budget.bytes >= bytes))) {
         e.messages += 1;
         e.bytes += bytes;
+        if (e.budget) {
+          e.budget.messages -= 1;
+          e.budget.bytes -= bytes;
+        }
         return fn(e);
       }
-      let flight = this.flights.get(slot);
-      if (!flight) {
-        flight = this.create(spec, slot).finally(() => this.flights.delete(slot));
-        this.flights.set(slot, flight);
-      }
-      await flight;
+      await this.inFlight(slot, () => (fresh ? this.refill(spec, slot, e, bytes) : this.create(spec, slot, keyId, bytes)));
       if (signal.aborted) throw new KekError('timeout', 'transit encrypt: deadline exceeded while creating a data key');
     }
     // Only reachable when the keyring rotates (or limits are exhausted) faster than we can wrap.
@@ -112,26 +138,114 @@ export class DataKeyCache {
     return this.now() - e.createdAt < this.limits.maxAgeMs && e.messages < this.limits.maxMessages && e.bytes + bytes <= this.limits.maxBytes;
   }
 
-  private async create(spec: DataKeySpec, requestedSlot: string): Promise<void> {
-    const dataKey = randomBytes(KEY_BYTES);
-    let handedOver = false;
-    try {
-      // Not the caller's deadline: waiters with longer deadlines share this wrap. The keyring bounds it.
-      const wrapped = await spec.keyring.wrap(spec.tenant, dataKey, AbortSignal.timeout(30_000));
-      const version = versionOfEnvelope(wrapped.ciphertext, spec);
-      const slot = slotOf(spec, wrapped.keyId);
-      this.retire(slot);
-      if (slot !== requestedSlot) this.retire(requestedSlot);
-      const entry = newEntry(dataKey, wrapped.ciphertext, version, wrapped.keyId, this.now());
-      this.entries.set(slot, entry);
-      this.byEnvelope.set(envelopeSlot(spec.tenant, wrapped.ciphertext), entry);
-      handedOver = true;
-      this.created += 1;
-      this.onCreate?.(spec.keyName);
-      this.evictOverflow();
-    } finally {
-      if (!handedOver) zeroize(dataKey);
+  /** One creation or refill per slot at a time; concurrent callers wait for it and look again. */
+  private inFlight(slot: string, run: () => Promise<void>): Promise<void> {
+    let flight = this.flights.get(slot);
+    if (!flight) {
+      flight = run().finally(() => this.flights.delete(slot));
+      this.flights.set(slot, flight);
     }
+    return flight;
+  }
+
+  /** A shared key whose reserved block is spent: reserve the next block, or retire it if the fleet spent it. */
+  private async refill(spec: DataKeySpec, slot: string, e: Entry, bytes: number): Promise<void> {
+    let budget: Budget | undefined;
+    try {
+      budget = await this.shared?.reserve(sharedSlot(spec, e.keyId), e.sharedId as string, this.limits, bytes);
+    } catch {
+      budget = undefined; // Redis failed: we cannot count fleet-wide any more; retire, the next key is local
+    }
+    if (budget && e.budget) {
+      e.budget.messages += budget.messages;
+      e.budget.bytes += budget.bytes;
+      return;
+    }
+    this.spent.set(slot, e.sharedId as string);
+    this.retire(slot);
+  }
+
+  private async create(spec: DataKeySpec, requestedSlot: string, keyId: string, bytes: number): Promise<void> {
+    let wrapFailure: Error | undefined;
+    let made: Made | undefined;
+    // Not the caller's deadline: waiters with longer deadlines share this wrap. The keyring bounds it.
+    const wrap = async (): Promise<Made> => {
+      const dataKey = randomBytes(KEY_BYTES);
+      try {
+        const wrapped = await spec.keyring.wrap(spec.tenant, dataKey, AbortSignal.timeout(30_000));
+        made = { dataKey, envelope: wrapped.ciphertext, keyId: wrapped.keyId };
+        // Not to be shared under the slot we locked (its generation is gone); kept local below.
+        if (wrapped.keyId !== keyId) throw new KekError('unavailable', 'keyring generation moved during the wrap');
+        return made;
+      } catch (e) {
+        wrapFailure = e as Error;
+        if (!made) zeroize(dataKey);
+        throw e;
+      }
+    };
+    const shared = this.shared;
+    if (shared?.available(spec.keyring.name)) {
+      let got: Awaited<ReturnType<SharedDataKeyStore['acquire']>> | undefined;
+      try {
+        got = await shared.acquire(sharedSlot(spec, keyId), this.limits, bytes, AbortSignal.timeout(30_000), wrap, this.spent.get(requestedSlot));
+      } catch {
+        if (made) return this.keepLocal(spec, requestedSlot, made, 'generation moved');
+        if (wrapFailure) throw wrapFailure;
+        // Redis failed: fall through to a key of our own (the fleet makes keys cheaper, never more fragile).
+      }
+      if (got) {
+        if (got.created) this.created += 1;
+        this.install(spec, requestedSlot, { ...got, keyId, createdAt: this.now() - got.ageMs, sharedId: got.id || undefined, budget: got.id ? { ...got.budget } : undefined });
+        this.onObtain?.(spec.keyName, got.id ? (got.created ? 'shared' : 'fleet') : 'local', got.id ? undefined : 'sealing key not open');
+        return;
+      }
+    }
+    try {
+      await wrap();
+    } catch (e) {
+      if (!made) throw e; // the KMS failed; a moved generation still gave us a key
+    }
+    this.keepLocal(spec, requestedSlot, made as unknown as Made, shared ? 'redis or sealing key unavailable' : 'no redis configured');
+  }
+
+  /** A data key this replica keeps to itself, under the slot of the generation it was actually wrapped in. */
+  private keepLocal(spec: DataKeySpec, requestedSlot: string, m: Made, why: string): void {
+    this.created += 1;
+    const slot = slotOf(spec, m.keyId);
+    this.install(spec, slot, { ...m, createdAt: this.now() });
+    if (slot !== requestedSlot) this.retire(requestedSlot);
+    this.onObtain?.(spec.keyName, 'local', why);
+  }
+
+  private install(spec: DataKeySpec, slot: string, k: { dataKey: Buffer; envelope: Buffer; keyId: string; createdAt: number; sharedId?: string; budget?: Budget }): void {
+    let version: number;
+    try {
+      version = versionOfEnvelope(k.envelope, spec);
+    } catch (e) {
+      zeroize(k.dataKey);
+      throw e;
+    }
+    this.retire(slot);
+    const entry = newEntry(k.dataKey, k.envelope, version, k.keyId, k.createdAt);
+    entry.sharedId = k.sharedId;
+    entry.budget = k.budget;
+    this.entries.set(slot, entry);
+    this.byEnvelope.set(envelopeSlot(spec.tenant, k.envelope), entry);
+    this.evictOverflow();
+  }
+
+  /** An invalidation from the fleet bus (or this replica): drop the matching data keys of a keyring. */
+  invalidate(inv: { keyring: string; tenant?: string; generation?: string }): number {
+    let n = 0;
+    for (const [slot, e] of this.entries) {
+      const id = parseKeyId(e.keyId);
+      if (!id || id.keyring !== inv.keyring) continue;
+      if (inv.generation !== undefined && id.generation.toString('hex') !== inv.generation) continue;
+      if (inv.tenant !== undefined && slot.split('\0')[1] !== inv.tenant) continue;
+      this.retire(slot);
+      n++;
+    }
+    return n;
   }
 
   private retire(slot: string): void {
@@ -181,6 +295,11 @@ function newEntry(dataKey: Buffer, envelope: Buffer, version: number, keyId: str
       return k;
     },
   };
+}
+
+function sharedSlot(spec: DataKeySpec, keyId: string): SharedSlot {
+  const gen = parseKeyId(keyId)?.generation.toString('hex') ?? keyId;
+  return { keyName: spec.keyName, tenant: spec.tenant, keyring: spec.keyring.name, generation: gen };
 }
 
 function envelopeSlot(tenant: string, envelope: Buffer): string {

@@ -1,7 +1,7 @@
 export { buildTransitApp, type TransitAppOptions } from './app';
 export { Authenticator, OPERATIONS, type IdentityConfig, type Operation } from './auth';
 export { parseCiphertext, CiphertextError } from './ciphertext';
-export { DataKeyCache, DEFAULT_LIMITS, versionOfEnvelope, type DataKeyLimits } from './data-keys';
+export { DataKeyCache, DEFAULT_LIMITS, versionOfEnvelope, type DataKeyLimits, type DataKeySource, type SharedDataKeyStore } from './data-keys';
 export { TransitEngine, TransitError, type TransitKey } from './engine';
 export { localTokenBuckets, type TenantLimiter } from './limiter';
 export { TransitMetrics } from './metrics';

@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { deadlineSignal, type KekProvider } from '@kekbroker/core';
 import type { BrokerConfig } from '@kekbroker/config';
-import type { DefaultKeyCache } from '@kekbroker/cache';
+import type { DefaultKeyCache, Invalidation } from '@kekbroker/cache';
 import { CompositeVersionRefStore, type Fleet } from '@kekbroker/ha';
 import { FileVersionRefStore, Keyring } from '@kekbroker/keyring';
 import type { ProviderGuard } from '@kekbroker/resilience';
@@ -175,12 +175,17 @@ export class Broker {
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown, leadership });
     const drills = new DrillRunner({ service, keyrings, faultHooks, log, fleet, leadership, leaseHolder: () => fleet?.lease.holder ?? '', onFinished: (r) => lifecycleMetrics.drillFinished(r) });
+    // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
+    const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log, fleet) : undefined;
+    // Without Redis an admin invalidation drops transit's data keys here too (with Redis the fleet bus does).
+    const invalidateLocal = (inv: Invalidation): number => {
+      transit?.dataKeys.invalidate(inv);
+      return cache.invalidate(inv);
+    };
     const admin = await buildAdminApp({
-      keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv), drills, usage,
+      keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal, drills, usage,
       lifecycle, rotations, retireQuietSeconds: quietSeconds, publishKeyring,
     });
-    // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
-    const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
     const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
     const httpPort = await listen(health, cfg.http.listen);
     const adminPort = await listen(admin, cfg.admin.listen);

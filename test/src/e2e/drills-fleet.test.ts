@@ -51,7 +51,9 @@ describe('drills on a 2-replica fleet over three clouds', { timeout: 240_000 }, 
       providers[id] = c.providerYaml;
     }
     redis = await startRedis();
-    fleet = await TestFleet.start(await tempDir(), 2, { redis: [redis.address], providers, extraYaml: 'health: { refreshSeconds: 2 }\n' });
+    // A long lease and Redis timeout: a drill ends when its replica loses the lease, which a loaded CI box must
+    // not cause by a slow renewal (the scenarios that take the lease do so on purpose).
+    fleet = await TestFleet.start(await tempDir(), 2, { redis: [redis.address], providers, extraYaml: 'health: { refreshSeconds: 2 }\n', leaseTtlMs: 10_000, redisCommandTimeoutMs: 3000 });
   });
   after(async () => {
     await fleet?.stop();
@@ -84,7 +86,7 @@ describe('drills on a 2-replica fleet over three clouds', { timeout: 240_000 }, 
   it('provider-outage of the active cloud: 0 failed canary calls, failover to another cloud measured', async () => {
     const r = await run('provider-outage');
     assert.ok(r.timeToFailoverMs !== null, JSON.stringify(r.transitions));
-    assert.ok(r.transitions.some((t) => t.actingActive === 'gcp'), `gcp acted as active: ${JSON.stringify(r.transitions)}`);
+    assert.ok(r.transitions.some((t) => t.actingActive === 'gcp' || t.actingActive === 'azure'), `another cloud acted as active: ${JSON.stringify(r.transitions)}`);
   });
 
   it('provider-latency and provider-throttle on the active cloud: 0 failed canary calls', async () => {

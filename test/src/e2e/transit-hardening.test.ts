@@ -1,8 +1,8 @@
 /**
  * The transit listener under hostile and operational conditions, on a non-default mount: node-vault's generic
  * calls on that mount, HTTP fuzz (random JSON, random bytes, huge bodies, deep nesting, garbage on the raw
- * socket) with 0 crashes and 0 5xx, the per-tenant rate limit (429 "rate limit quota exceeded"), and token
- * reload on SIGHUP.
+ * socket) with 0 crashes and 0 5xx, the per-tenant rate limit (429 "rate limit quota exceeded"), an admin
+ * cache invalidation reaching the data keys, and token reload on SIGHUP.
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -10,6 +10,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import nodeVault from 'node-vault';
+import { parseCiphertext } from '@kekbroker/transit';
 import { waitFor } from '../helpers/processes';
 import { TOKENS, b64, call, sha, startTransitBroker, type TransitBroker } from '../helpers/transit';
 
@@ -148,6 +149,18 @@ describe('transit API: non-default mount, fuzz, rate limit, SIGHUP', { timeout: 
     for (const r of limited) assert.deepEqual(r.body, { errors: ['rate limit quota exceeded'] });
     for (const r of results.filter((x) => x.status !== 429)) assert.equal(r.status, 200);
     assert.equal((await call(b, 'POST', `/v1/${MOUNT}/encrypt/app`, { plaintext: b64('x') })).status, 200, 'other tenants are not limited');
+  });
+
+  it('an admin cache invalidation (no Redis) drops the data key: the next encrypt makes a new one', async () => {
+    const path = `/v1/${MOUNT}/encrypt/app`;
+    const envelopeOf = async (plaintext: string): Promise<string> => parseCiphertext((await call(b, 'POST', path, { plaintext: b64(plaintext) })).body.data.ciphertext).envelope.toString('base64');
+    const first = await envelopeOf('x');
+    assert.equal(await envelopeOf('y'), first, 'the same data key while it is fresh');
+    const r = await fetch(`http://127.0.0.1:${b.ports.admin}/v1/admin/cache/invalidate`, {
+      method: 'POST', headers: { authorization: `Bearer ${b.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ keyring: 'default' }),
+    });
+    assert.equal(r.status, 200);
+    assert.notEqual(await envelopeOf('z'), first);
   });
 
   it('SIGHUP reloads identities: a new token works, a removed one is refused', async () => {

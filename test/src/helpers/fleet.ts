@@ -21,6 +21,8 @@ export interface FleetOptions {
   /** Several providers instead of the one `kms`: id -> provider section; the keyring uses them in this order. */
   providers?: Record<string, string>;
   redisCommandTimeoutMs?: number;
+  /** Leader lease TTL (default 3000 ms: fast takeovers in chaos tests). */
+  leaseTtlMs?: number;
   flightLockMs?: number;
 }
 
@@ -143,7 +145,7 @@ tenants:
   tenant-b: { keyrings: [default] }
 cache: { maxStaleSeconds: 300 }
 redis: { mode: ${o.redisMode ?? 'standalone'}, nodes: [${o.redis.map((r) => `"${r}"`).join(', ')}]${o.sentinelName ? `, sentinelName: ${o.sentinelName}` : ''}, commandTimeoutMs: ${o.redisCommandTimeoutMs ?? 1000} }
-ha: { replicaId: ${replicaId}, leaseTtlMs: 3000, renewEveryMs: 1000, flightLockMs: ${o.flightLockMs ?? 2500} }
+ha: { replicaId: ${replicaId}, leaseTtlMs: ${o.leaseTtlMs ?? 3000}, renewEveryMs: 1000, flightLockMs: ${o.flightLockMs ?? 2500} }
 log: { level: info, audit: false }
 ${o.extraYaml ?? ''}`;
 }

@@ -116,6 +116,7 @@ export class Drill {
   private faultStart = 0;
   private faultEnd: number | null = null;
   private abortNow: (() => void) | undefined;
+  private abortReason = '';
   readonly finished: Promise<void>;
 
   constructor(
@@ -142,9 +143,11 @@ export class Drill {
     });
   }
 
-  abort(): void {
+  /** Stop early and lift the fault; the report says why (`by request`, or the lease lost). */
+  abort(why = 'by request'): void {
     if (this.state !== 'running') return;
     this.state = 'aborted';
+    this.abortReason = why;
     this.abortNow?.();
   }
 
@@ -196,7 +199,7 @@ export class Drill {
     const all = [...this.samples.before, ...this.samples.during, ...this.samples.after];
     const failed = all.filter((s) => !s.ok);
     if (this.state === 'aborted') {
-      this.verdict = `aborted by request; ${failed.length} of ${all.length} canary calls failed before that`;
+      this.verdict = `aborted ${this.abortReason}; ${failed.length} of ${all.length} canary calls failed before that`;
       return;
     }
     const wrong = failed.filter((s) => s.error === 'wrong-answer').length;
@@ -245,7 +248,8 @@ export class Drill {
     return {
       id: this.id,
       spec: this.spec,
-      state: this.state,
+      // An abort takes effect when the fault is lifted and the canaries have answered: still running until then.
+      state: this.phase === 'done' ? this.state : 'running',
       startedAt: this.startedAt,
       endedAt: this.endedAt,
       phase: this.phase,

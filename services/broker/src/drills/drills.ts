@@ -21,7 +21,7 @@ export class DrillRunner {
       for (const d of this.drills) {
         if (d.report().state !== 'running' || d.target.takesLeadership) continue;
         deps.log.warn({ drill: d.id, replica: deps.leadership.replicaId }, 'drill aborted: this replica lost the leader lease');
-        d.abort();
+        d.abort('because this replica lost the leader lease');
       }
     });
   }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { BrokerConfig } from '@kekbroker/config';
+import type { Fleet } from '@kekbroker/ha';
 import type { Keyring } from '@kekbroker/keyring';
 import type { Logger, Registry } from '@kekbroker/telemetry';
 import {
@@ -19,7 +20,8 @@ export interface TransitHandle {
   reload(cfg: BrokerConfig): void;
 }
 
-export async function buildTransit(cfg: BrokerConfig, keyrings: ReadonlyMap<string, Keyring>, registry: Registry, log: Logger, limiter?: TenantLimiter): Promise<TransitHandle> {
+/** With `fleet` (Redis configured), data keys are shared by the replicas, sealed in Redis (docs/transit.md). */
+export async function buildTransit(cfg: BrokerConfig, keyrings: ReadonlyMap<string, Keyring>, registry: Registry, log: Logger, fleet?: Fleet, limiter?: TenantLimiter): Promise<TransitHandle> {
   const t = cfg.transit;
   const keys = new Map<string, TransitKey>();
   const defaults = new Map<string, KeyPolicy>();
@@ -28,11 +30,24 @@ export async function buildTransit(cfg: BrokerConfig, keyrings: ReadonlyMap<stri
     keys.set(name, { name, keyring, versionProvider: k.versionProvider ?? (cfg.keyrings[k.keyring]?.providers[0] as string), derived: k.derived });
     defaults.set(name, { minDecryptionVersion: k.minDecryptionVersion, minEncryptionVersion: k.minEncryptionVersion, deletionAllowed: k.deletionAllowed });
   }
-  const metrics = new TransitMetrics(registry);
+  const transitKeyrings = [...new Set([...keys.values()].map((k) => k.keyring.name))];
+  const metrics = new TransitMetrics(registry, () => transitKeyrings.map((k) => [k, fleet?.transitDataKeys.available(k) ?? false]));
+  let warned = false;
   const dataKeys = new DataKeyCache(
     { maxAgeMs: t.dataKeys.maxAgeSeconds * 1000, maxMessages: t.dataKeys.maxMessages, maxBytes: t.dataKeys.maxBytes, maxEntries: t.dataKeys.maxEntries },
-    (key) => metrics.dataKeysCreated.inc({ key }),
+    (key, source, why) => {
+      if (source === 'fleet') return metrics.dataKeysFromFleet.inc({ key });
+      metrics.dataKeysCreated.inc({ key });
+      if (source !== 'local') return;
+      metrics.dataKeysLocalOnly.inc({ key, reason: why ?? 'unknown' });
+      // Loud once per process when Redis is configured but cannot be used; every later one is in the metric.
+      if (fleet && !warned) log.warn({ transitKey: key, reason: why }, 'transit data key kept local to this replica: other replicas will wrap their own (kekbroker_transit_data_keys_local_only_total)');
+      warned ||= Boolean(fleet);
+    },
+    Date.now,
+    fleet?.transitDataKeys,
   );
+  fleet?.onInvalidate((inv) => dataKeys.invalidate(inv));
   const policy = new PolicyStore(defaults, t.policyFile);
   const engine = new TransitEngine(keys, policy, dataKeys, t.maxPlaintextBytes);
   const auth = new Authenticator(t.identities as IdentityConfig[]);
