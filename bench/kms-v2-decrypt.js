@@ -1,5 +1,6 @@
 // KMS v2 Decrypt through the real shim + broker on a warm cache, next to a bare grpc-js two-hop echo
-// measured in the same run. Interleaved rounds (echo, kekbroker, echo, kekbroker, ...) so that noise
+// measured in the same run. The load generator is a grpc-js client, or with BENCH_KMS_CLIENT=h2 a minimal
+// gRPC client on node:http2 (cheaper per call, closer to kube-apiserver's Go client). Interleaved rounds (echo, kekbroker, echo, kekbroker, ...) so that noise
 // from other work on the box hits both alike; medians are reported.
 'use strict';
 const crypto = require('node:crypto');
@@ -7,8 +8,13 @@ const grpc = require('@grpc/grpc-js');
 const { kmsV2 } = require('@kekbroker/proto');
 const { measure, fmt } = require('./lib/measure');
 const { startKekbroker, startEcho, cpuSeconds } = require('./lib/procs');
+const { h2GrpcClient } = require('./lib/h2-client');
 
 function kmsClient(socket) {
+  if (process.env.BENCH_KMS_CLIENT === 'h2') {
+    const c = h2GrpcClient(socket, kmsV2().KeyManagementService.service);
+    return { call: (m, req) => c.call(m, req), close: c.close };
+  }
   const C = kmsV2().KeyManagementService;
   const c = new C(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
   const call = (m, req) => new Promise((res, rej) => c[m](req, { deadline: Date.now() + 3000 }, (e, r) => (e ? rej(e) : res(r))));

@@ -89,7 +89,7 @@ export function createSdkKmsApi(o: SdkClientOptions): KmsApi {
     ...(o.profile !== undefined ? { profile: o.profile } : {}),
     requestHandler: { requestTimeout: o.requestTimeoutMs, connectionTimeout: o.connectionTimeoutMs, throwOnRequestTimeout: true },
   };
-  const data = new KMSClient({ ...base, retryStrategy: new BudgetedRetryStrategy(o.maxAttempts, o.retry) });
+  const data = new KMSClient({ ...base, maxAttempts: o.maxAttempts, retryStrategy: new BudgetedRetryStrategy(o.maxAttempts, o.retry) });
   // RotateKeyOnDemand must not be retried: at the lifetime limit KMS answers LimitExceededException,
   // which the SDK treats as throttling and would retry with a 1 s backoff for nothing. A rotation that
   // failed transiently is simply asked for again by its caller.
