@@ -65,4 +65,10 @@ function wrongAnswers() {
   return { total: wrongTotal, samples: [...wrongSamples] };
 }
 
-module.exports = { measure, fmt, wrongAnswers };
+/** Wrong answers a benchmark found outside measure() (e.g. in its own client processes). */
+function recordWrong(n, sample) {
+  wrongTotal += n;
+  if (wrongSamples.length < 5) wrongSamples.push(sample);
+}
+
+module.exports = { measure, fmt, wrongAnswers, recordWrong };

@@ -50,7 +50,8 @@ function stop(child) {
   });
 }
 
-async function startKekbroker(extraConfig = '') {
+/** One broker (local provider, keyring `default`, tenant `dev`), ready; `extraConfig`: more top-level YAML. */
+async function startBroker(extraConfig = '') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-'));
   const grpc = await freePort();
   const http = await freePort();
@@ -70,6 +71,13 @@ log: { level: warn, audit: false }
 `);
   const broker = start(path.join(ROOT, 'services/broker/dist/main.js'), ['--config', 'broker.yaml'], dir, 'broker.log');
   await waitFor(async () => (await fetch(`http://127.0.0.1:${http}/readyz`)).status === 200);
+  return { dir, ports: { grpc, http, admin }, child: broker, stop: () => stop(broker) };
+}
+
+/** A broker and a kms-shim in front of it (the production pair). */
+async function startKekbroker(extraConfig = '') {
+  const { dir, ports, child: broker } = await startBroker(extraConfig);
+  const { grpc, http, admin } = ports;
   const socket = path.join(dir, 'kms.sock');
   const shim = start(path.join(ROOT, 'services/kms-shim/dist/main.js'), ['--socket', socket, '--broker', `127.0.0.1:${grpc}`, '--insecure-dev-tenant', 'dev', '--log-level', 'warn'], dir, 'shim.log');
   await waitFor(async () => fs.existsSync(socket));
@@ -97,4 +105,4 @@ function cpuSeconds(pid) {
   }
 }
 
-module.exports = { ROOT, nodeFlags, freePort, startKekbroker, startEcho, cpuSeconds, waitFor };
+module.exports = { ROOT, nodeFlags, freePort, startBroker, startKekbroker, startEcho, cpuSeconds, waitFor };

@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { ENTRY_OVERHEAD_BYTES, L1Cache } from './l1';
 
 const meta = (tenant = 't', generation = '01') => ({ tenant, keyring: 'k', generation });
-const inner = (c: L1Cache, key: string): Buffer | undefined => (c as unknown as { lru: { peek(k: string): { value: Buffer } | undefined } }).lru.peek(key)?.value;
+/** The cache's own stored bytes for `key` (a view, not a copy), reached through its internals. */
+const inner = (c: L1Cache, key: string): Buffer | undefined => {
+  const i = c as unknown as { lru: { peek(k: string): number | { value: Buffer } | undefined }; slabs: { slabs: Array<{ mem: Buffer; lengths: Uint8Array }> } };
+  const v = i.lru.peek(key);
+  if (typeof v !== 'number') return v?.value;
+  const slab = i.slabs.slabs[Math.floor(v / 1024)] as { mem: Buffer; lengths: Uint8Array };
+  const at = (v % 1024) * 64;
+  return slab.mem.subarray(at, at + (slab.lengths[v % 1024] as number));
+};
 
 test('Precondition: you cannot cache key material forever', () => {
   assert.throws(() => new L1Cache({ maxEntries: 1, maxBytes: 100, ttlMs: 0 }), /positive ttlMs/);
@@ -86,4 +94,16 @@ test('slab slots are zeroed and reused on eviction; an empty slab is released', 
   assert.deepEqual(first, Buffer.alloc(32), 'zeroed on delete');
   assert.equal(slabs.slabCount, 1, 'the emptied slab is gone');
   for (let i = 1024; i < 2048; i++) assert.deepEqual(c.get(`k${i}`), Buffer.alloc(32, 1 + (i % 200)));
+});
+
+test('lean entries: a small value is only a slot number in lru-cache; one tenant\'s entries share one metadata object', () => {
+  const c = new L1Cache({ maxEntries: 100, maxBytes: 1 << 20, ttlMs: 60_000 });
+  const i = c as unknown as { lru: { peek(k: string): unknown }; tenants: Map<string, { metas: Map<string, object> }> };
+  // Fresh strings per request (as from gRPC metadata and key_id parsing), equal in value.
+  for (let n = 0; n < 50; n++) c.set(`k${n}`, { tenant: String.fromCharCode(116), keyring: 'k', generation: `0${n % 2 ? 'a' : 'b'}` }, Buffer.alloc(32, n));
+  assert.equal(typeof i.lru.peek('k0'), 'number');
+  assert.equal(i.tenants.get('t')?.metas.size, 2, 'two generations: two shared metadata objects for 50 entries');
+  for (let n = 0; n < 50; n++) c.delete(`k${n}`);
+  assert.equal(i.tenants.size, 0, 'a tenant with no entries left is forgotten, its metadata with it');
+  assert.equal(c.tenantBytes('t'), 0);
 });

@@ -204,6 +204,9 @@ export const ConfigSchema = Type.Object(
           // issue 8
           holdDownSeconds: Type.Number({ minimum: 0, maximum: 3600, default: 60, description: 'a recovered provider acts as active again only after this long healthy' }),
           verifyWraps: Type.Boolean({ default: true, description: 'unwrap every new wrap once before it goes into an envelope' }),
+          // issue 12: rotation lifecycle
+          rotationPeriodSeconds: Type.Integer({ minimum: 0, maximum: 10 * 365 * 24 * 3600, default: 0, description: 'rotate every provider of the keyring this often, run by the leader (0 = only on request)' }),
+          retireQuietSeconds: Type.Integer({ minimum: 0, maximum: 365 * 24 * 3600, default: 7 * 24 * 3600, description: 'a generation can be retired only when no tenant has unwrapped it for this long (unless forced)' }),
         },
         { additionalProperties: false },
       ),

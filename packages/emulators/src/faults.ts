@@ -11,6 +11,8 @@ export interface FaultRule {
   ms?: number;
   /** Only calls that name this key (emulator-specific key name, id or alias); all keys when absent. */
   key?: string;
+  /** Only this operation (the emulator's name for it, e.g. `RotateKeyOnDemand`, as counted by /calls); all when absent. */
+  op?: string;
   /** Apply to the next `count` matching calls, then drop the rule; until cleared when absent. */
   count?: number;
 }
@@ -32,6 +34,7 @@ export class FaultInjector {
     if (!['latency', 'throttle', 'error', 'outage', 'corrupt'].includes(rule.kind)) throw new Error(`unknown fault kind ${String(rule.kind)}`);
     if (rule.count !== undefined && (!Number.isInteger(rule.count) || rule.count < 1)) throw new Error('count must be a positive integer');
     if (rule.kind === 'latency' && !(typeof rule.ms === 'number' && rule.ms >= 0)) throw new Error('latency needs ms >= 0');
+    if (rule.op !== undefined && typeof rule.op !== 'string') throw new Error('op must be an operation name');
     this.rules.push({ ...rule });
   }
 
@@ -54,6 +57,7 @@ export class FaultInjector {
     const out: ActiveFaults = { latencyMs: 0, throttle: false, error: false, outage: false, corrupt: false };
     for (const r of this.rules) {
       if (r.key !== undefined && !(key !== undefined && key.includes(r.key))) continue;
+      if (r.op !== undefined && r.op !== operation) continue;
       if (r.kind === 'latency') out.latencyMs = Math.max(out.latencyMs, r.ms ?? 0);
       else out[r.kind] = true;
       if (r.count !== undefined) r.count -= 1;

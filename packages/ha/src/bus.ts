@@ -10,7 +10,8 @@ import type { Invalidation } from '@kekbroker/cache';
 import type { RedisKeys } from './keys';
 import type { RedisClient, RedisHealth } from './redis-client';
 
-export type BusMessage = ({ type: 'invalidate' } & Invalidation) | { type: 'sealing'; keyring: string };
+/** `keyring`: its key versions or lifecycle changed (rotation, retirement): re-read it now, not at the next refresh. */
+export type BusMessage = ({ type: 'invalidate' } & Invalidation) | { type: 'sealing'; keyring: string } | { type: 'keyring'; keyring: string };
 
 export class FleetBus {
   private readonly waiters = new Map<string, Set<() => void>>();

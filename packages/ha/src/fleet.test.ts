@@ -186,6 +186,16 @@ describe('fleet on a standalone redis-server', () => {
     }
   });
 
+  it('a reachable Redis answers the first command right after connect (the version refs a keyring reads at start)', async () => {
+    redis.cli('hset', 'kb:{ha}:version-refs:k', 'aws', 'v7');
+    const fleet = await Fleet.connect(redisCfg([redis.address]), { replicaId: 'r0', leaseTtlMs: 2000, renewEveryMs: 300, sealingKeyRotationSeconds: 3600, flightLockMs: 600 }, 60_000, silent);
+    try {
+      assert.deepEqual(await fleet.versionRefs.load('k'), { aws: 'v7' });
+    } finally {
+      await fleet.stop();
+    }
+  });
+
   it('leader lease: step-down hands over with a higher epoch; a stopped Redis makes the leader step down by itself', async () => {
     const { rs, stop } = await threeReplicas(redisCfg([redis.address]));
     try {

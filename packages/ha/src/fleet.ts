@@ -11,10 +11,15 @@ import { RedisKeys } from './keys';
 import { LeaderLease } from './leader-lease';
 import { createRedisClient, RedisHealth, type RedisClient, type RedisConfig } from './redis-client';
 import { SealingKeys, type SealingKeyring } from './sealing-keys';
+import { RedisLifecycleStore } from './lifecycle-store';
+import { Presence } from './presence';
+import { RedisUsageCounters } from './usage-counters';
 import { RedisVersionRefStore } from './version-ref-store';
 
 export interface HaConfig {
   replicaId?: string;
+  /** This replica's software version, shown in the fleet's replica list. */
+  version?: string;
   leaseTtlMs: number;
   renewEveryMs: number;
   sealingKeyRotationSeconds: number;
@@ -39,6 +44,13 @@ export class Fleet {
   readonly cache: FleetCache;
   readonly lease: LeaderLease;
   readonly versionRefs: RedisVersionRefStore;
+  readonly lifecycle: RedisLifecycleStore;
+  readonly usage: RedisUsageCounters;
+  readonly presence: Presence;
+  /** Set by the broker: another replica rotated or retired something in this keyring. */
+  onKeyringChange: (keyring: string) => void = () => undefined;
+  /** Set by the broker: Redis is reachable (again); re-read what may have changed meanwhile. */
+  onReady: () => void = () => undefined;
   private keyCache: DefaultKeyCache | undefined;
   private jobTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -61,6 +73,9 @@ export class Fleet {
     this.cache = new FleetCache({ redis: cmd, keys: this.keys, health: this.health, bus: this.bus, sealing: this.sealing, ttlMs: cacheTtlMs, lockMs: ha.flightLockMs, commandTimeoutMs: t });
     this.lease = new LeaderLease({ redis: cmd, keys: this.keys, health: this.health, replicaId: this.replicaId, ttlMs: ha.leaseTtlMs, renewEveryMs: ha.renewEveryMs, commandTimeoutMs: t });
     this.versionRefs = new RedisVersionRefStore(cmd, this.keys, this.health, t);
+    this.lifecycle = new RedisLifecycleStore(cmd, this.keys, this.health, t);
+    this.usage = new RedisUsageCounters(cmd, this.keys, this.health, t);
+    this.presence = new Presence(cmd, this.keys, this.health, t, ha.version ?? 'unknown');
   }
 
   /** Create the connections (they connect in the background: a Redis down at start is not fatal). */
@@ -79,8 +94,18 @@ export class Fleet {
       if (!wasUp) log.info({ mode: redis.mode }, 'redis reachable again');
       wasUp = true;
       void f.sync();
+      f.onReady();
     });
+    // The command client has no offline queue: a command sent before the first connection fails at once. Wait
+    // (at most connectTimeoutMs) so that a reachable Redis serves the start-up reads, the keyrings' last known
+    // version refs above all; a dead Redis costs the start no more than that.
+    await readyWithin(cmd, redis.connectTimeoutMs);
     return f;
+  }
+
+  /** The command connection is up (Fleet.connect waited up to connectTimeoutMs for it). */
+  get ready(): boolean {
+    return this.cmd.status === 'ready';
   }
 
   /** Wire the keyrings and the KeyCache in, then start the bus, the lease and the jobs. */
@@ -96,7 +121,11 @@ export class Fleet {
     await this.sync();
     this.syncTimer = setInterval(() => void this.sync(), SYNC_MS);
     this.syncTimer.unref();
-    this.jobTimer = setInterval(() => void this.runJobs(), this.ha.renewEveryMs);
+    this.jobTimer = setInterval(() => {
+      void this.runJobs();
+      void this.presence.beat(this.replicaId, this.lease.isLeader, this.lease.epoch).catch(() => undefined);
+    }, this.ha.renewEveryMs);
+    void this.presence.beat(this.replicaId, this.lease.isLeader, this.lease.epoch).catch(() => undefined);
     this.jobTimer.unref();
   }
 
@@ -133,6 +162,7 @@ export class Fleet {
   private onMessage(m: BusMessage): void {
     if (m.type === 'sealing') void this.sealing.refreshOne(m.keyring);
     else if (m.type === 'invalidate') this.keyCache?.invalidate(m);
+    else if (m.type === 'keyring') this.onKeyringChange(m.keyring);
   }
 
   private async sync(): Promise<void> {
@@ -159,8 +189,22 @@ export class Fleet {
     clearInterval(this.jobTimer);
     clearInterval(this.syncTimer);
     await this.lease.stop();
+    await this.presence.remove(this.replicaId).catch(() => undefined);
     this.sealing.close();
     this.cmd.disconnect();
     this.sub.disconnect();
   }
+}
+
+function readyWithin(client: RedisClient, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    client.once('ready', done);
+  });
 }

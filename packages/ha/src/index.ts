@@ -7,3 +7,7 @@ export { createRedisClient, redisPassword, RedisHealth, REDIS_BACKOFF_MS, type R
 export { SealingKeys, type SealingKeyring } from './sealing-keys';
 export { sealEntry, openEntry, entryHeader } from './sealed-entry';
 export { RedisVersionRefStore, CompositeVersionRefStore, type VersionRefStore } from './version-ref-store';
+export { RedisLifecycleStore, type FencedWrite } from './lifecycle-store';
+export { RedisUsageCounters, type UsageDelta, type UsageRow } from './usage-counters';
+export type { BusMessage } from './bus';
+export { Presence, PRESENCE_STALE_MS, type ReplicaRecord } from './presence';

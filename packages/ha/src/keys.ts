@@ -19,6 +19,17 @@ export class RedisKeys {
   versionRefs(keyring: string): string {
     return `${this.prefix}{ha}:version-refs:${keyring}`;
   }
+  /** Lifecycle fields of a keyring (first-seen times, rotations, retirements): same slot as the lease. */
+  lifecycle(keyring: string): string {
+    return `${this.prefix}{ha}:lifecycle:${keyring}`;
+  }
+  usage(keyring: string): string {
+    return `${this.prefix}{usage}:${keyring}`;
+  }
+  /** Presence records of the replicas (admin status). */
+  get replicas(): string {
+    return `${this.prefix}{ha}:replicas`;
+  }
   get revoked(): string {
     return `${this.prefix}{ha}:revoked`;
   }

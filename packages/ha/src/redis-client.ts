@@ -127,6 +127,8 @@ export class RedisHealth {
   private downUntil = 0;
   lastError = '';
   failures = 0;
+  /** Set by a redis-outage drill: every command fails at once, as if Redis were unreachable. */
+  simulatedOutage = false;
 
   get up(): boolean {
     return Date.now() >= this.downUntil;
@@ -145,6 +147,11 @@ export class RedisHealth {
 
   /** Run a Redis command within `ms` (ioredis has its own timeout; this one also covers cluster redirections). */
   async run<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+    if (this.simulatedOutage) {
+      const e = new Error('redis unreachable (simulated by a redis-outage drill)');
+      this.failed(e);
+      throw e;
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       const out = await Promise.race([

@@ -40,6 +40,11 @@ export interface KeyringOptions {
   defaultDeadlineMs?: number;
   /** Where the last known version refs of every provider are kept, so key_id survives a provider outage at start. */
   versionRefs?: VersionRefStore;
+  /**
+   * Retired generations (the broker's lifecycle): a reason when `keyId` may no longer be unwrapped. Asked only
+   * for envelopes of a generation other than the current one, which can never be retired.
+   */
+  retiredReason?: (keyId: string) => string | undefined;
   /** Called after every provider call, for metrics and audit. */
   onProviderCall?: (e: { provider: string; op: 'wrap' | 'unwrap' | 'verify'; result: string; seconds: number }) => void;
   /** Resilience events, for metrics and logs. */
@@ -99,6 +104,7 @@ export class Keyring extends EventEmitter {
   private readonly policy: SealPolicy;
   private readonly onProviderCall: KeyringOptions['onProviderCall'];
   private readonly onEvent: KeyringOptions['onEvent'];
+  private readonly retiredReason: KeyringOptions['retiredReason'];
 
   constructor(opts: KeyringOptions) {
     super();
@@ -114,6 +120,7 @@ export class Keyring extends EventEmitter {
     this.acting = new ActingActive(opts.providers.map((p) => p.id), this.guards, opts.holdDownMs ?? 60_000);
     this.onProviderCall = opts.onProviderCall;
     this.onEvent = opts.onEvent;
+    this.retiredReason = opts.retiredReason;
     this.gen = new KeyringGeneration(opts.name, opts.providers, opts.versionRefs, (error) => this.event({ type: 'version-refs-error', keyring: this.name, error }));
     this.policy = {
       minWraps: this.minWraps,
@@ -295,6 +302,10 @@ export class Keyring extends EventEmitter {
       throw new KekError('invalid-input', 'key_id does not match the generation recorded in the ciphertext');
     }
     const stale = keyId !== this.gen.keyId;
+    if (stale) {
+      const retired = this.retiredReason?.(keyId);
+      if (retired) throw new KekError('not-found', retired);
+    }
     const ck = cacheKey(tenant, ciphertext);
     // L1, L2, then one KMS call per envelope across the fleet; the result is ours (core/secrets.ts).
     const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, (shared) => this.unwrapUncached(tenant, env, shared ?? signalOf(signal)));

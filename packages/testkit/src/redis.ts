@@ -1,7 +1,8 @@
 /**
- * Real redis-server processes for tests, on free loopback ports, killed by the test. Standalone servers and
- * a 3-master cluster (redis-server --cluster-enabled + redis-cli --cluster create). Needs redis-server and
- * redis-cli on PATH (scripts/ensure-redis.sh installs them; .ci/run calls it).
+ * Real redis-server processes for tests, on free loopback ports, killed by the test. Standalone servers, a
+ * master + replica watched by 3 redis-sentinel processes, and a 3-master cluster (redis-server
+ * --cluster-enabled + redis-cli --cluster create). Needs redis-server, redis-sentinel and redis-cli on PATH
+ * (scripts/ensure-redis.sh installs them; test/run.js and .ci/run call it).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -55,12 +56,18 @@ async function waitPing(port: number, proc: ChildProcess): Promise<void> {
   throw new Error(`redis-server on ${port} did not answer PING`);
 }
 
-export async function startRedis(opts: { port?: number; args?: string[] } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { port?: number; args?: string[]; sentinelConfig?: string } = {}): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
   const dir = await tempDir('kekbroker-redis-');
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log'), ...(opts.args ?? [])];
+  let args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', path.join(dir, 'redis.log'), ...(opts.args ?? [])];
+  if (opts.sentinelConfig !== undefined) {
+    // redis-sentinel rewrites its config file (known replicas, sentinels, epochs): each gets its own.
+    const conf = path.join(dir, 'sentinel.conf');
+    await fs.writeFile(conf, opts.sentinelConfig);
+    args = [conf, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', path.join(dir, 'sentinel.log')];
+  }
   const launch = async (): Promise<ChildProcess> => {
-    const p = spawn('redis-server', args, { stdio: 'ignore' });
+    const p = spawn(opts.sentinelConfig !== undefined ? 'redis-sentinel' : 'redis-server', args, { stdio: 'ignore' });
     await waitPing(port, p);
     return p;
   };
@@ -108,6 +115,74 @@ export async function startRedisCluster(masters = 3): Promise<{ nodes: RedisServ
     await new Promise((res) => setTimeout(res, 100));
   }
   return { nodes, addresses, stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
+}
+
+export interface RedisSentinelSet {
+  /** The master at start (after a failover: see currentMaster). */
+  master: RedisServer;
+  replica: RedisServer;
+  sentinels: RedisServer[];
+  /** "127.0.0.1:PORT" of each sentinel: a broker's `redis.nodes` in sentinel mode. */
+  sentinelAddresses: string[];
+  name: string;
+  /** The server the sentinels name as master now (asked of the first sentinel that answers). */
+  currentMaster(): RedisServer | undefined;
+  stop(): Promise<void>;
+}
+
+async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      if (ok()) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A master, one replica, and 3 redis-sentinel processes (quorum 2) watching them as `name`. Sentinels mark the
+ * master down after `downAfterMs` without an answer and fail over to the replica. Resolves once the replica is
+ * in sync and every sentinel knows the replica and the two other sentinels.
+ */
+export async function startRedisSentinel(opts: { name?: string; downAfterMs?: number } = {}): Promise<RedisSentinelSet> {
+  const name = opts.name ?? 'kekbroker';
+  const master = await startRedis();
+  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  await until('the replica in sync', () => replica.cli('info', 'replication').includes('master_link_status:up'), 15_000);
+  const conf = [
+    `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+    `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
+    `sentinel failover-timeout ${name} 5000`,
+    `sentinel parallel-syncs ${name} 1`,
+    '',
+  ].join('\n');
+  const sentinels: RedisServer[] = [];
+  for (let i = 0; i < 3; i++) sentinels.push(await startRedis({ sentinelConfig: conf }));
+  await until('the sentinels to know the replica and each other', () => sentinels.every((s) => {
+    const info = s.cli('sentinel', 'master', name);
+    return /num-slaves\n1\n/.test(info) && /num-other-sentinels\n2\n/.test(info);
+  }), 30_000);
+  const servers = [master, replica];
+  return {
+    master, replica, sentinels, name,
+    sentinelAddresses: sentinels.map((s) => s.address),
+    currentMaster() {
+      for (const s of sentinels) {
+        try {
+          const port = Number(s.cli('sentinel', 'get-master-addr-by-name', name).split('\n')[1]);
+          return servers.find((x) => x.port === port);
+        } catch {
+          // this sentinel is down: ask the next one
+        }
+      }
+      return undefined;
+    },
+    stop: async () => void (await Promise.all([...sentinels, replica, master].map((x) => x.stop()))),
+  };
 }
 
 /** Every key and value (as raw bytes, and escaped) in a standalone server, for "no key material in Redis" scans. */

@@ -23,6 +23,10 @@ import { createProvider } from './provider-registry';
 import { buildGuards, onKeyringEvent } from './resilience';
 import { BrokerService } from './service';
 import { UsageBook } from './usage';
+import { KeyringLifecycle } from './lifecycle/lifecycle';
+import { LifecycleMetrics } from './lifecycle/metrics';
+import { RotationScheduler, Rotations } from './lifecycle/rotations';
+import { FileLifecycleStore, FleetLifecycleStore, MemoryLifecycleStore, type LifecycleStore } from './lifecycle/store';
 import { startGrpcServer, stopGrpcServer } from './grpc/server';
 import { IdentityMapper } from './grpc/identity';
 import { StreamRegistry } from './grpc/handlers';
@@ -58,6 +62,9 @@ export class Broker {
     private readonly state: { shuttingDown: boolean },
     private readonly drills: DrillRunner,
     private readonly transit: TransitHandle | undefined,
+    private readonly lifecycle: KeyringLifecycle,
+    private readonly scheduler: RotationScheduler,
+    private readonly usage: UsageBook,
   ) {}
 
   static async start(cfg: BrokerConfig, log: Logger, version = 'unknown'): Promise<Broker> {
@@ -81,12 +88,16 @@ export class Broker {
       providers.set(id, hooked);
     }
     const keyrings = new Map<string, Keyring>();
-    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }));
+    const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }), version);
     metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values(), () => guards.values(), version);
     // key_id continuity: Redis (shared by the replicas) first, the state file as the fallback.
     const fileRefs = cfg.state.dir ? new FileVersionRefStore(cfg.state.dir) : undefined;
     const versionRefs = fleet && fileRefs ? new CompositeVersionRefStore(fleet.versionRefs, fileRefs) : (fleet?.versionRefs ?? fileRefs);
-    if (!versionRefs) log.warn('neither state.dir nor redis is set: a restart while a provider is down cannot keep the keyring\'s key_id (see docs/configuration.md)');
+    if (!versionRefs) log.warn('neither state.dir nor redis is set: a restart while a provider is down cannot keep the keyring\'s key_id, and retired generations are forgotten (see docs/configuration.md)');
+    // Rotation lifecycle (first-seen times, rotations, retirements): the fleet's copy in Redis, mirrored in state.dir.
+    const fileLifecycle = cfg.state.dir ? new FileLifecycleStore(cfg.state.dir) : undefined;
+    const lifecycleStore: LifecycleStore = fleet ? new FleetLifecycleStore(fleet.lifecycle, fileLifecycle) : (fileLifecycle ?? new MemoryLifecycleStore());
+    const lifecycle = new KeyringLifecycle(lifecycleStore, keyrings, new Map(Object.entries(cfg.keyrings).map(([n, k]) => [n, k.rotationPeriodSeconds])));
     for (const [name, k] of Object.entries(cfg.keyrings)) {
       const keyring = new Keyring({
         name,
@@ -98,6 +109,10 @@ export class Broker {
         verifyWraps: k.verifyWraps,
         defaultDeadlineMs: cfg.limits.deadlineMs,
         ...(versionRefs ? { versionRefs } : {}),
+        retiredReason: (keyId) => {
+          const r = lifecycle.retired(name, keyId);
+          return r ? `generation ${keyId} of keyring ${name} was retired at ${r.at} by ${r.by}${r.reason ? ` (${r.reason})` : ''}; its envelopes no longer unwrap` : undefined;
+        },
         onEvent: (e) => onKeyringEvent(e, log, metrics),
         onProviderCall: (e) => {
           metrics.providerCalls.inc({ provider: e.provider, op: e.op, result: e.result });
@@ -115,6 +130,7 @@ export class Broker {
         else if (wasHealthy === false) log.info(fields, 'keyring recovered');
         else log.info(fields, 'keyring status changed');
         wasHealthy = s.healthy;
+        lifecycle.observe(name, s.keyId).catch((e: unknown) => log.warn({ err: e, keyring: name }, 'cannot record the first sighting of a key_id (redis down?); key age is reported from the next success'));
       });
       keyrings.set(name, keyring);
     }
@@ -123,19 +139,50 @@ export class Broker {
         k.refresh(deadlineSignal(10_000)).catch((e: unknown) => log.error({ err: e, keyring: k.name }, 'keyring not ready at start; retrying')),
       ),
     );
+    // Retirements must be known before the first unwrap (Fleet.connect waited for Redis, up to connectTimeoutMs).
+    if (fleet && !fleet.ready) log.warn('redis not reachable at start: keyring lifecycle (retired generations) from the state file until it is');
+    for (const k of keyrings.values()) {
+      await lifecycle.reload(k.name).then(() => lifecycle.observe(k.name, k.keyId)).catch((e: unknown) => log.warn({ err: e, keyring: k.name }, 'cannot read the keyring lifecycle at start (redis down?); retrying at each refresh'));
+    }
     if (fleet) {
+      // Another replica rotated or retired: re-read the key versions and the lifecycle now, not at the next refresh.
+      fleet.onKeyringChange = (name) => {
+        const k = keyrings.get(name);
+        if (!k) return;
+        void k.refresh(deadlineSignal(5_000)).catch(() => undefined);
+        void lifecycle.reload(name).catch(() => undefined);
+      };
+      fleet.onReady = () => {
+        for (const k of keyrings.values()) void lifecycle.reload(k.name).then(() => lifecycle.observe(k.name, k.keyId)).catch(() => undefined);
+      };
       await fleet.start(keyrings.values(), cache);
       log.info({ replica: fleet.replicaId, redis: cfg.redis?.mode, nodes: cfg.redis?.nodes }, 'fleet mode: shared sealed L2, fleet-wide single-flight, leader lease');
     }
     const audit = cfg.log.audit ? log.child({ stream: 'audit' }) : undefined;
-    const service = new BrokerService(cfg, keyrings, metrics, audit, log, new UsageBook());
+    const usage = new UsageBook(fleet?.usage);
+    const service = new BrokerService(cfg, keyrings, metrics, audit, log, usage);
+    const quietSeconds = (name: string): number => cfg.keyrings[name]?.retireQuietSeconds ?? 0;
+    const lifecycleMetrics = new LifecycleMetrics(metrics.registry, () => keyrings.values(), lifecycle, usage, quietSeconds);
+    const publishKeyring = async (keyring: string): Promise<void> => {
+      await fleet?.bus.publish({ type: 'keyring', keyring });
+    };
+    const rotations = new Rotations({
+      lifecycle, keyrings, replicaId: leadership.replicaId, epoch: () => leadership.epoch(),
+      leaderToken: () => (fleet ? fleet.lease.leaseToken : ''),
+      publish: publishKeyring, log,
+      onRotated: (keyring, by, ok) => lifecycleMetrics.rotations.inc({ keyring, by, result: ok ? 'ok' : 'failed' }),
+    });
+    const scheduler = new RotationScheduler(rotations, log);
     const streams = new StreamRegistry();
     const { server, port: grpcPort } = await startGrpcServer(cfg, { service, identity: new IdentityMapper(cfg), leadership, streams });
 
     const state = { shuttingDown: false };
     const health = buildHealthApp({ keyrings, registry: metrics.registry, shuttingDown: () => state.shuttingDown, leadership });
-    const drills = new DrillRunner({ service, keyrings, faultHooks, log });
-    const admin = buildAdminApp({ keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv), drills, usage: service.usage });
+    const drills = new DrillRunner({ service, keyrings, faultHooks, log, fleet, leadership, leaseHolder: () => fleet?.lease.holder ?? '', onFinished: (r) => lifecycleMetrics.drillFinished(r) });
+    const admin = await buildAdminApp({
+      keyrings, guards, tokenHashes, log, leadership, fleet, invalidateLocal: (inv) => cache.invalidate(inv), drills, usage,
+      lifecycle, rotations, retireQuietSeconds: quietSeconds, publishKeyring,
+    });
     // Vault-compatible transit API on its own listener (docs/transit.md); up before /readyz can say ready.
     const transit = cfg.transit.enabled ? await buildTransit(cfg, keyrings, metrics.registry, log) : undefined;
     const transitPort = transit ? await listen(transit.app, cfg.transit.listen) : 0;
@@ -143,8 +190,9 @@ export class Broker {
     const adminPort = await listen(admin, cfg.admin.listen);
 
     const apps = transit ? [health, admin, transit.app] : [health, admin];
-    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, fleet, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, drills, transit);
+    const broker = new Broker(cfg, log, [...providers.values()], guards, keyrings, cache, fleet, server, apps, { grpcPort, httpPort, adminPort, transitPort }, streams, state, drills, transit, lifecycle, scheduler, usage);
     broker.schedule();
+    scheduler.start();
     log.info({ grpc: cfg.grpc.listen, grpcPort, http: cfg.http.listen, transit: transit ? cfg.transit.listen : 'disabled', admin: cfg.admin.listen, tls: Boolean(cfg.grpc.tls), keyrings: [...keyrings.keys()], providers: Object.fromEntries(Object.entries(cfg.providers).map(([id, p]) => [id, p.type])) }, 'broker started');
     return broker;
   }
@@ -175,6 +223,7 @@ export class Broker {
       try {
         await k.refresh(deadlineSignal(5_000));
         await k.probe(deadlineSignal(5_000));
+        await this.lifecycle.reload(k.name);
       } catch (e) {
         this.log.warn({ err: e, keyring: k.name }, 'keyring refresh failed');
       }
@@ -187,6 +236,9 @@ export class Broker {
     if (this.timer) clearTimeout(this.timer);
     this.log.info('broker stopping: draining gRPC calls');
     await this.drills.stopAll();
+    await this.scheduler.stop();
+    this.usage.stop();
+    await this.usage.flush().catch(() => undefined);
     this.streams.drain();
     await stopGrpcServer(this.grpcServer, graceMs);
     await Promise.all(this.httpApps.map((a) => a.close()));

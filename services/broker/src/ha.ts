@@ -16,11 +16,11 @@ export interface CacheAndFleet {
   leadership: Leadership;
 }
 
-export async function buildCacheAndFleet(cfg: BrokerConfig, log: Logger, onStale: (keyring: string, cause: string) => void): Promise<CacheAndFleet> {
+export async function buildCacheAndFleet(cfg: BrokerConfig, log: Logger, onStale: (keyring: string, cause: string) => void, version = 'unknown'): Promise<CacheAndFleet> {
   const ttlMs = cfg.cache.ttlSeconds * 1000;
   const maxStaleMs = cfg.cache.maxStaleSeconds * 1000;
   const l1 = new L1Cache({ maxEntries: cfg.cache.maxEntries, maxBytes: cfg.cache.maxBytes, ttlMs, maxStaleMs, perTenantMaxFraction: cfg.cache.perTenantMaxFraction });
-  const fleet = cfg.redis ? await Fleet.connect(cfg.redis, cfg.ha, ttlMs, log) : undefined;
+  const fleet = cfg.redis ? await Fleet.connect(cfg.redis, { ...cfg.ha, version }, ttlMs, log) : undefined;
   const keyCache = new DefaultKeyCache({
     l1,
     maxStaleMs,

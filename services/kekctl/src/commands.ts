@@ -4,7 +4,7 @@
  */
 import { type AdminClient, CliError, EXIT } from './client';
 import { DRILL_OPTIONS, drillCommand } from './drill';
-import { renderStatus, table } from './render';
+import { renderLifecycle, renderStatus, table, type LifecycleView } from './render';
 
 export interface Command {
   name: string;
@@ -26,6 +26,7 @@ interface OpUsage { count: number; lastSeen: string }
 interface UsageReport {
   keyring: string;
   scope: string;
+  partial?: string;
   since: string;
   generations: Array<{ keyId: string; current: boolean; tenants: Array<{ tenant: string; wrap?: OpUsage; unwrap?: OpUsage }> }>;
 }
@@ -113,8 +114,47 @@ export const COMMANDS: Command[] = [
       const rows = r.generations.flatMap((g) => (g.tenants.length ? g.tenants : [{ tenant: '' }]).map((t: UsageReport['generations'][0]['tenants'][0]) => ({
         key_id: g.keyId, current: g.current, tenant: t.tenant, wraps: t.wrap?.count ?? 0, last_wrap: t.wrap?.lastSeen, unwraps: t.unwrap?.count ?? 0, last_unwrap: t.unwrap?.lastSeen,
       })));
-      return { json: r, text: `keyring ${r.keyring} — usage seen by this ${r.scope} since ${r.since}
+      const scope = r.scope === 'fleet' ? 'every replica (fleet-wide)' : `this replica only since ${r.since}${r.partial ? ` — PARTIAL: ${r.partial}` : ''}`;
+      return { json: r, text: `keyring ${r.keyring} — usage seen by ${scope}
 ${table(rows, ['key_id', 'current', 'tenant', 'wraps', 'last_wrap', 'unwraps', 'last_unwrap'])}` };
+    },
+  },
+  {
+    name: 'retire',
+    args: 'KEYRING KEY_ID [--force --reason TEXT]',
+    summary: 'retire an old generation: its envelopes stop unwrapping (refused while a tenant still reads it)',
+    options: { force: { type: 'boolean', help: 'retire although a tenant read it within retireQuietSeconds' }, reason: { type: 'string', help: 'why (required with --force; kept in the record and audit log)' } },
+    async run(c, p, o) {
+      const [keyring, keyId] = need(p, 2, 'retire KEYRING KEY_ID [--force --reason TEXT]');
+      const body = { keyId, ...(o['force'] ? { force: true } : {}), ...(typeof o['reason'] === 'string' ? { reason: o['reason'] } : {}) };
+      const r = await c.request<{ retired: { at: string; by: string; forced: boolean; overrode: string[] }; alreadyRetired: boolean }>('POST', `/v1/admin/keyrings/${seg(keyring as string)}/retire`, body);
+      const text = r.alreadyRetired
+        ? `${keyId} was already retired (at ${r.retired.at} by ${r.retired.by})`
+        : `${keyId} retired${r.retired.forced ? ` (forced over: ${r.retired.overrode.join(', ') || 'no readers'})` : ''}: its envelopes no longer unwrap`;
+      return { json: r, text };
+    },
+  },
+  {
+    name: 'keyring',
+    args: 'KEYRING',
+    summary: 'one keyring: key_id, key age, last rotation, rotation schedule, retired generations',
+    async run(c, p) {
+      const [keyring] = need(p, 1, 'keyring KEYRING');
+      const r = await c.request<{ keyId?: string; lifecycle: LifecycleView }>('GET', `/v1/admin/keyrings/${seg(keyring as string)}`);
+      const retired = (r.lifecycle.retired ?? []).map((x) => ({ key_id: x.keyId, at: x.at, by: x.by, reason: x.reason }));
+      return { json: r, text: `keyring ${keyring}  key_id ${r.keyId ?? '-'}\n  ${renderLifecycle(r.lifecycle)}${retired.length ? `\nretired generations:\n${table(retired, ['key_id', 'at', 'by', 'reason'])}` : ''}` };
+    },
+  },
+  {
+    name: 'flush',
+    args: 'KEYRING [--tenant T]',
+    summary: 'drop cached keys of KEYRING (or of one tenant in it) on every replica; the next calls go to the KMS',
+    options: { tenant: { type: 'string', help: 'only this tenant\'s entries' } },
+    async run(c, p, o) {
+      const [keyring] = need(p, 1, 'flush KEYRING [--tenant T]');
+      const body = { keyring, ...(typeof o['tenant'] === 'string' ? { tenant: o['tenant'] } : {}) };
+      const r = await c.request<{ droppedHere: number; publishedToFleet: boolean }>('POST', '/v1/admin/cache/invalidate', body);
+      return { json: r, text: `dropped ${r.droppedHere} entries on this replica; ${r.publishedToFleet ? 'sent to every replica' : 'NOT sent to the other replicas (no Redis, or Redis down): flush each replica'}` };
     },
   },
   {

@@ -23,7 +23,7 @@ interface Report {
 }
 
 export const DRILL_OPTIONS = {
-  scenario: { type: 'string', help: 'provider-outage | provider-latency | provider-throttle' },
+  scenario: { type: 'string', help: 'provider-outage | provider-latency | provider-throttle | broker-failover | redis-outage' },
   keyring: { type: 'string', help: 'keyring to drill' },
   tenant: { type: 'string', help: 'tenant the canary traffic runs as' },
   provider: { type: 'string', help: 'provider to fault (default: the keyring\'s configured active)' },

@@ -6,41 +6,19 @@
  * Redis faults: ha-faults.test.ts.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
-import { Load, TestFleet } from '../helpers/fleet';
-import { KmsClient } from '../helpers/kms-client';
-import { LOG_FILES, startShim, waitFor, type Proc } from '../helpers/processes';
+import { describe, it } from 'node:test';
+import { Load, fleetOnRedis } from '../helpers/fleet';
+import { LOG_FILES, waitFor } from '../helpers/processes';
 import { assertNoSeedsInLogs } from '../helpers/seeds';
 
 const KILLS = Number(process.env['KEKBROKER_CHAOS_KILLS'] ?? 20);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('HA broker under chaos (3 replicas, real Redis, one shim)', { timeout: 600_000 }, () => {
-  let redis: RedisServer;
-  let fleet: TestFleet;
-  let shim: { proc: Proc; socket: string };
-  let kms: KmsClient;
-
-  before(async () => {
-    redis = await startRedis();
-    const dir = await tempDir();
-    fleet = await TestFleet.start(dir, 3, { redis: [redis.address] });
-    shim = await startShim(dir, [...fleet.grpcEndpoints.flatMap((e) => ['--broker', e]), '--insecure-dev-tenant', 'dev', '--grace-ms', '20000', '--budget-ms', '2500']);
-    kms = new KmsClient(shim.socket);
-    await waitFor('shim status OK', async () => (await kms.status()).healthz === 'ok');
-    await waitFor('a leader', async () => (await fleet.leaderIndex()) >= 0);
-  });
-
-  after(async () => {
-    kms?.close();
-    await shim?.proc.kill();
-    await fleet?.stop();
-    await redis?.stop();
-  });
+  const rig = fleetOnRedis();
 
   it(`SIGKILL of the leader ${KILLS} times under load: 0 failed calls, 0 wrong answers, a new leader each time`, async () => {
-    const load = new Load(kms);
+    const load = new Load(rig.kms);
     const takeovers: number[] = [];
     try {
       await killLoop(takeovers);
@@ -62,17 +40,17 @@ describe('HA broker under chaos (3 replicas, real Redis, one shim)', { timeout: 
     for (let k = 0; k < KILLS; k++) {
       // At least two replicas up, one of them leader: kill the leader, restart it in the background.
       const leader = await waitFor('a leader and a second live replica', async () => {
-        const up = (await Promise.all([0, 1, 2].map((i) => fleet.readyz(i)))).filter(Boolean).length;
-        const i = await fleet.leaderIndex();
+        const up = (await Promise.all([0, 1, 2].map((i) => rig.fleet.readyz(i)))).filter(Boolean).length;
+        const i = await rig.fleet.leaderIndex();
         return i >= 0 && up >= 2 ? i : undefined;
       }, 30_000, 50);
-      const handle = fleet.handles[leader];
+      const handle = rig.fleet.handles[leader];
       assert.ok(handle);
       const t0 = performance.now();
       await handle.proc.kill('SIGKILL');
-      await waitFor('a new leader', async () => (await fleet.leaderIndex(leader)) >= 0, 15_000, 25);
+      await waitFor('a new leader', async () => (await rig.fleet.leaderIndex(leader)) >= 0, 15_000, 25);
       takeovers.push(performance.now() - t0);
-      restarts.push(fleet.start(leader)); // cold L1; the others serve meanwhile
+      restarts.push(rig.fleet.start(leader)); // cold L1; the others serve meanwhile
       await sleep(1000);
     }
     await Promise.all(restarts);

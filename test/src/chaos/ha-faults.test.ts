@@ -6,54 +6,33 @@
  *  - Afterwards: no seed and no sealing key in Redis, no seed in any log.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { dumpRedis, startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
-import { Load, TestFleet } from '../helpers/fleet';
-import { KmsClient } from '../helpers/kms-client';
-import { LOG_FILES, startShim, waitFor, type Proc } from '../helpers/processes';
+import { describe, it } from 'node:test';
+import { dumpRedis } from '@kekbroker/testkit';
+import { Load, fleetOnRedis } from '../helpers/fleet';
+import { LOG_FILES, waitFor } from '../helpers/processes';
 import { SEEDS, assertNoSeedsInLogs } from '../helpers/seeds';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('HA broker: hung leader and Redis faults (3 replicas, real Redis, one shim)', { timeout: 600_000 }, () => {
-  let redis: RedisServer;
-  let fleet: TestFleet;
-  let shim: { proc: Proc; socket: string };
-  let kms: KmsClient;
-
-  before(async () => {
-    redis = await startRedis();
-    const dir = await tempDir();
-    fleet = await TestFleet.start(dir, 3, { redis: [redis.address] });
-    shim = await startShim(dir, [...fleet.grpcEndpoints.flatMap((e) => ['--broker', e]), '--insecure-dev-tenant', 'dev', '--grace-ms', '20000', '--budget-ms', '2500']);
-    kms = new KmsClient(shim.socket);
-    await waitFor('shim status OK', async () => (await kms.status()).healthz === 'ok');
-    await waitFor('a leader', async () => (await fleet.leaderIndex()) >= 0);
-  });
-
-  after(async () => {
-    kms?.close();
-    await shim?.proc.kill();
-    await fleet?.stop();
-    await redis?.stop();
-  });
+  const rig = fleetOnRedis();
 
   it('SIGSTOP of the leader for 20 s under load: 0 failed calls; Status stays OK', async () => {
-    const leader = await fleet.leaderIndex();
+    const leader = await rig.fleet.leaderIndex();
     assert.ok(leader >= 0);
-    const load = new Load(kms);
+    const load = new Load(rig.kms);
     await sleep(500);
-    fleet.handles[leader]?.proc.child.kill('SIGSTOP');
+    rig.fleet.handles[leader]?.proc.child.kill('SIGSTOP');
     let statusFailures = 0;
     let r;
     try {
       for (let i = 0; i < 20; i++) {
         await sleep(1000);
-        if ((await kms.status().catch(() => undefined))?.healthz !== 'ok') statusFailures++;
+        if ((await rig.kms.status().catch(() => undefined))?.healthz !== 'ok') statusFailures++;
       }
-      assert.ok((await fleet.leaderIndex(leader)) >= 0, 'another replica took the lease');
+      assert.ok((await rig.fleet.leaderIndex(leader)) >= 0, 'another replica took the lease');
     } finally {
-      fleet.handles[leader]?.proc.child.kill('SIGCONT');
+      rig.fleet.handles[leader]?.proc.child.kill('SIGCONT');
       r = await load.stop();
     }
     console.log(`leader SIGSTOP 20 s: calls ok ${r.ok}, failed ${r.failed}, wrong ${r.wrong}; slowest ${Math.round(r.maxMs)} ms`);
@@ -63,11 +42,11 @@ describe('HA broker: hung leader and Redis faults (3 replicas, real Redis, one s
   });
 
   it('Redis SIGKILL (then restart, empty), FLUSHALL and SIGSTOP 10 s under load: 0 failed calls; the fleet recovers', async () => {
-    const load = new Load(kms);
+    const load = new Load(rig.kms);
     try {
       await redisFaults();
     } finally {
-      redis.signal('SIGCONT');
+      rig.redis.signal('SIGCONT');
       await load.stop();
     }
     const r = load.result;
@@ -78,25 +57,25 @@ describe('HA broker: hung leader and Redis faults (3 replicas, real Redis, one s
 
   async function redisFaults(): Promise<void> {
     await sleep(1000);
-    redis.signal('SIGKILL');
+    rig.redis.signal('SIGKILL');
     await sleep(3000);
-    await redis.restart();
+    await rig.redis.restart();
     await sleep(3000);
-    redis.cli('flushall');
+    rig.redis.cli('flushall');
     await sleep(3000);
-    redis.signal('SIGSTOP');
+    rig.redis.signal('SIGSTOP');
     await sleep(10_000);
-    redis.signal('SIGCONT');
+    rig.redis.signal('SIGCONT');
     await waitFor('a leader again, and every replica using the shared cache again', async () => {
-      if ((await fleet.leaderIndex()) < 0) return false;
-      for (let i = 0; i < 3; i++) if (!(await fleet.adminStatus(i)).fleet?.sealingKeys.every((s) => s.open)) return false;
+      if ((await rig.fleet.leaderIndex()) < 0) return false;
+      for (let i = 0; i < 3; i++) if (!(await rig.fleet.adminStatus(i)).fleet?.sealingKeys.every((s) => s.open)) return false;
       return true;
     }, 30_000, 200);
   }
 
   it('admin: step-down hands the lease to another replica; invalidate reaches the fleet; bad input is a 400', async () => {
-    const leader = await fleet.leaderIndex();
-    const h = fleet.handles[leader];
+    const leader = await rig.fleet.leaderIndex();
+    const h = rig.fleet.handles[leader];
     assert.ok(h);
     const post = (p: string, body?: object) => fetch(`http://127.0.0.1:${h.ports.admin}${p}`, {
       method: 'POST', headers: { authorization: `Bearer ${h.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined,
@@ -109,13 +88,13 @@ describe('HA broker: hung leader and Redis faults (3 replicas, real Redis, one s
     assert.equal((await post('/v1/admin/cache/sealing-key/rotate')).status, 200);
     const down = await post('/v1/admin/leader/step-down');
     assert.equal(down.status, 200);
-    await waitFor('another leader', async () => (await fleet.leaderIndex(leader)) >= 0, 15_000);
+    await waitFor('another leader', async () => (await rig.fleet.leaderIndex(leader)) >= 0, 15_000);
     assert.equal((await post('/v1/admin/leader/step-down')).status, 409, 'a passive cannot step down');
-    assert.equal((await kms.status()).healthz, 'ok');
+    assert.equal((await rig.kms.status()).healthz, 'ok');
   });
 
   it('no key material in Redis (every key and value) and none in any log', async () => {
-    const dump = await dumpRedis(redis);
+    const dump = await dumpRedis(rig.redis);
     assert.ok(dump.length > 1000, 'Redis holds the sealed entries and sealing-key envelopes');
     assert.ok(SEEDS.length > 100);
     for (const s of SEEDS) {

@@ -42,7 +42,7 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
   it('--help, --version and a bad command line (exit 2)', () => {
     const help = kekctl('--help');
     assert.equal(help.code, 0);
-    for (const c of ['status', 'rotate', 'failover', 'failback', 'isolate', 'restore', 'step-down']) assert.match(help.out, new RegExp(`\\n  ${c}`));
+    for (const c of ['status', 'rotate', 'keyring', 'retire', 'failover', 'failback', 'isolate', 'restore', 'step-down', 'usage', 'flush', 'drill']) assert.match(help.out, new RegExp(`\\n  ${c}`));
     assert.match(kekctl('--version').out, /^\d+\.\d+\.\d+/);
     assert.match(kekctl('rotate', '--help').out, /kekctl rotate KEYRING/);
     const bad = kekctl('frobnicate');
@@ -98,6 +98,19 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
       client.close();
     }
     assert.match(kekctl('usage', 'default').out, /KEY_ID +CURRENT +TENANT/);
+  });
+
+  it('flush drops the keyring\'s cached keys (this replica only without Redis, and says so); keyring shows the lifecycle', () => {
+    const r = kekctl('flush', 'default', '-o', 'json');
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out) as { droppedHere: number; publishedToFleet: boolean };
+    assert.ok(out.droppedHere >= 1, 'the usage test above cached at least one key');
+    assert.equal(out.publishedToFleet, false);
+    assert.match(kekctl('flush', 'default').out, /NOT sent to the other replicas/);
+    assert.equal(kekctl('flush', 'nope').code, 1);
+    const k = kekctl('keyring', 'default');
+    assert.equal(k.code, 0, k.err);
+    assert.match(k.out, /key_id kekbroker\/default\/\S+\n {2}key age: \d+s {3}last rotation: -/);
   });
 
   it('failover --pin / failback, isolate / restore, step-down: each changes what status shows, or says why not', () => {

@@ -3,8 +3,10 @@
  * over all of them, and an apiserver-like load that checks every answer.
  */
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
+import { startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
 import { KmsClient } from './kms-client';
-import { allocateBrokerPorts, startBroker, type BrokerHandle, type BrokerPorts } from './processes';
+import { allocateBrokerPorts, startBroker, startShim, waitFor, type BrokerHandle, type BrokerPorts, type Proc } from './processes';
 import { recordSeed } from './seeds';
 
 export interface FleetOptions {
@@ -14,6 +16,10 @@ export interface FleetOptions {
   /** Provider section for the keyring's single provider (default: the local software key, shared file). */
   providerYaml?: string;
   extraYaml?: string;
+  /** More fields of the keyring `default` (e.g. `rotationPeriodSeconds: 2`). */
+  keyringYaml?: string;
+  /** Several providers instead of the one `kms`: id -> provider section; the keyring uses them in this order. */
+  providers?: Record<string, string>;
   redisCommandTimeoutMs?: number;
   flightLockMs?: number;
 }
@@ -70,14 +76,68 @@ export class TestFleet {
   }
 }
 
+/** A fleet, one shim over all its replicas (apiserver's 2.5 s budget), and a KMS v2 client of the shim. */
+export interface FleetWithShim {
+  fleet: TestFleet;
+  shim: { proc: Proc; socket: string };
+  kms: KmsClient;
+  /** Closes the client, stops the shim and SIGKILLs the replicas (Redis is the caller's). */
+  stop(): Promise<void>;
+}
+
+/** Start `n` replicas and the shim; resolves once the shim's Status is OK and a replica holds the lease. */
+export async function startFleetWithShim(o: FleetOptions, n = 3): Promise<FleetWithShim> {
+  const dir = await tempDir();
+  const fleet = await TestFleet.start(dir, n, o);
+  const shim = await startShim(dir, [...fleet.grpcEndpoints.flatMap((e) => ['--broker', e]), '--insecure-dev-tenant', 'dev', '--grace-ms', '20000', '--budget-ms', '2500']);
+  const kms = new KmsClient(shim.socket);
+  await waitFor('shim status OK', async () => (await kms.status()).healthz === 'ok');
+  await waitFor('a leader', async () => (await fleet.leaderIndex()) >= 0);
+  return {
+    fleet, shim, kms,
+    async stop() {
+      kms.close();
+      await shim.proc.kill();
+      await fleet.stop();
+    },
+  };
+}
+
+/** What fleetOnRedis() sets up; the fields are set once the suite's `before` hook has run. */
+export interface FleetOnRedis {
+  redis: RedisServer;
+  fleet: TestFleet;
+  kms: KmsClient;
+}
+
+/**
+ * For a describe(): registers the hooks that start a redis-server and 3 replicas with a shim over them before
+ * the suite, and kill them all after it.
+ */
+export function fleetOnRedis(): FleetOnRedis {
+  const rig = {} as FleetOnRedis;
+  let ha: FleetWithShim | undefined;
+  before(async () => {
+    rig.redis = await startRedis();
+    ha = await startFleetWithShim({ redis: [rig.redis.address] });
+    rig.fleet = ha.fleet;
+    rig.kms = ha.kms;
+  });
+  after(async () => {
+    await ha?.stop();
+    await rig.redis?.stop();
+  });
+  return rig;
+}
+
 export function fleetConfig(ports: BrokerPorts, replicaId: string, o: FleetOptions): string {
   return `grpc: { listen: "127.0.0.1:${ports.grpc}", insecureLoopback: true }
 http: { listen: "127.0.0.1:${ports.http}" }
 admin: { listen: "127.0.0.1:${ports.admin}", tokenFile: ./admin.token }
 providers:
-  kms: ${o.providerYaml ?? '{ type: local, keystore: ./keystore.json }'}
+${Object.entries(o.providers ?? { kms: o.providerYaml ?? '{ type: local, keystore: ./keystore.json }' }).map(([id, y]) => `  ${id}: ${y}`).join('\n')}
 keyrings:
-  default: { providers: [kms] }
+  default: { providers: [${Object.keys(o.providers ?? { kms: '' }).join(', ')}]${o.keyringYaml ? `, ${o.keyringYaml}` : ''} }
 tenants:
   dev: { keyrings: [default] }
   tenant-b: { keyrings: [default] }

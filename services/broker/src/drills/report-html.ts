@@ -38,7 +38,7 @@ function chart(r: DrillReport): string {
   const faultEnd = r.faultEndMs ?? (r.phase === 'during' ? seconds * 1000 : r.faultStartMs);
   const shade = r.faultStartMs > 0 ? `<rect x="${x(r.faultStartMs / 1000)}" y="${PAD.top}" width="${Math.max(0, x(faultEnd / 1000) - x(r.faultStartMs / 1000))}" height="${H - PAD.top - PAD.bottom}" fill="#fde2e2"/><text x="${x(r.faultStartMs / 1000) + 4}" y="${PAD.top + 12}" font-size="11" fill="#a33">fault: ${esc(r.spec.scenario)} on ${esc(r.spec.provider)}</text>` : '';
   const bars = pts.filter((p) => p.failed > 0).map((p) => `<rect x="${x(p.second)}" y="${yFail(p.failed)}" width="${Math.max(1, x(1) - x(0) - 1)}" height="${H - PAD.bottom - yFail(p.failed)}" fill="#d33" opacity="0.7"/>`).join('');
-  const marks = r.transitions.slice(1).map((t) => `<line x1="${x(t.t / 1000)}" x2="${x(t.t / 1000)}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="#555" stroke-dasharray="4 3"/><title>${esc(`${(t.t / 1000).toFixed(1)} s: acting active ${t.actingActive ?? 'none'}, ${t.healthy ? 'healthy' : `unhealthy (${t.reason})`}`)}</title>`).join('');
+  const marks = r.transitions.slice(1).map((t) => `<line x1="${x(t.t / 1000)}" x2="${x(t.t / 1000)}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="#555" stroke-dasharray="4 3"/><title>${esc(`${(t.t / 1000).toFixed(1)} s: acting active ${t.actingActive ?? 'none'}, ${t.healthy ? 'healthy' : `unhealthy (${t.reason})`}, leader ${t.leader || 'none'}${t.redisUp === false ? ', redis DOWN' : ''}`)}</title>`).join('');
   const ticks = Array.from({ length: 6 }, (_, i) => (seconds * i) / 5).map((s) => `<text x="${x(s)}" y="${H - PAD.bottom + 16}" font-size="11" text-anchor="middle">${s.toFixed(0)} s</text>`).join('');
   const latTicks = [0, 0.5, 1].map((f) => `<text x="${PAD.left - 6}" y="${yLat(maxLat * f) + 4}" font-size="11" text-anchor="end">${(maxLat * f).toFixed(maxLat < 10 ? 1 : 0)}</text>`).join('');
   const failTicks = [0, 1].map((f) => `<text x="${W - PAD.right + 6}" y="${yFail(maxFail * f) + 4}" font-size="11" fill="#d33">${Math.round(maxFail * f)}</text>`).join('');
@@ -49,14 +49,14 @@ function chart(r: DrillReport): string {
 <line x1="${PAD.left}" x2="${W - PAD.right}" y1="${H - PAD.bottom}" y2="${H - PAD.bottom}" stroke="#333"/>
 <line x1="${PAD.left}" x2="${PAD.left}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="#333"/>${ticks}${latTicks}${failTicks}
 <text x="12" y="${PAD.top + 8}" font-size="11" transform="rotate(-90 12 ${PAD.top + 8})" text-anchor="end">latency (ms)</text>
-<text x="${PAD.left}" y="${H - 4}" font-size="11"><tspan fill="#2b6cb0">━ p50</tspan>  <tspan fill="#9f7aea">━ p99</tspan>  <tspan fill="#d33">▮ failed calls/s</tspan>  ┆ keyring transition</text>
+<text x="${PAD.left}" y="${H - 4}" font-size="11"><tspan fill="#2b6cb0">━ p50</tspan>  <tspan fill="#9f7aea">━ p99</tspan>  <tspan fill="#d33">▮ failed calls/s</tspan>  ┆ transition</text>
 </svg>`;
 }
 
 export function renderDrillHtml(r: DrillReport): string {
   const color = r.state === 'passed' ? '#1a7f37' : r.state === 'running' ? '#9a6700' : '#cf222e';
   const row = (name: string, p: DrillReport['phases']['before']) => `<tr><td>${name}</td><td>${p.calls}</td><td>${p.failed}</td><td>${fmtMs(p.p50Ms)}</td><td>${fmtMs(p.p99Ms)}</td></tr>`;
-  const transitions = r.transitions.map((t) => `<tr><td>${(t.t / 1000).toFixed(2)} s</td><td>${esc(t.actingActive ?? 'none')}</td><td>${t.healthy ? 'healthy' : 'UNHEALTHY'}</td><td>${esc(t.roles)}</td><td>${esc(t.reason)}</td></tr>`).join('');
+  const transitions = r.transitions.map((t) => `<tr><td>${(t.t / 1000).toFixed(2)} s</td><td>${esc(t.actingActive ?? 'none')}</td><td>${t.healthy ? 'healthy' : 'UNHEALTHY'}</td><td>${esc(t.roles)}</td><td>${esc(t.leader || 'none')}</td><td>${t.redisUp === null ? '-' : t.redisUp ? 'up' : 'DOWN'}</td><td>${esc(t.reason)}</td></tr>`).join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>kekbroker drill ${esc(r.id)}: ${esc(r.spec.scenario)} — ${esc(r.state)}</title>
 <style>body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;max-width:960px}h1{font-size:20px}
@@ -76,7 +76,7 @@ table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #d0d7de;
 ${chart(r)}
 <h2>Canary calls per phase</h2>
 <table><tr><th>phase</th><th>calls</th><th>failed</th><th>p50</th><th>p99</th></tr>${row('before', r.phases.before)}${row('during fault', r.phases.during)}${row('after', r.phases.after)}</table>
-<h2>Keyring transitions</h2>
-<table><tr><th>at</th><th>acting active</th><th>health</th><th>roles</th><th>reason</th></tr>${transitions}</table>
+<h2>Transitions</h2>
+<table><tr><th>at</th><th>acting active</th><th>health</th><th>roles</th><th>leader</th><th>redis</th><th>reason</th></tr>${transitions}</table>
 </body></html>`;
 }

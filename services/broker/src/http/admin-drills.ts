@@ -41,23 +41,23 @@ export function adminIdentity(req: FastifyRequest): string {
 }
 
 export function registerDrillRoutes(app: FastifyInstance, runner: DrillRunner, audit: Logger): void {
-  app.post<{ Body: DrillSpec }>('/v1/admin/drills', { schema: { body: drillBody } }, async (req, reply) => {
+  app.post<{ Body: DrillSpec }>('/v1/admin/drills', { schema: { summary: 'start a drill (leader only); refused without a healthy passive unless forced', tags: ['admin'], body: drillBody } }, async (req, reply) => {
     const who = adminIdentity(req);
     const report = runner.start(req.body, who);
     audit.info({ audit: true, op: 'admin.drill.start', who, drill: report.id, scenario: report.spec.scenario, keyring: report.spec.keyring, provider: report.spec.provider, force: report.spec.force, result: 'ok' });
     return reply.code(202).send(report);
   });
-  app.get('/v1/admin/drills', async () => ({ drills: runner.list() }));
-  app.get<{ Params: { id: string } }>('/v1/admin/drills/:id', { schema: { params: idParams } }, async (req, reply) => {
+  app.get('/v1/admin/drills', { schema: { summary: 'drill reports, newest first', tags: ['admin'] } }, async () => ({ drills: runner.list() }));
+  app.get<{ Params: { id: string } }>('/v1/admin/drills/:id', { schema: { summary: 'one drill report (JSON)', tags: ['admin'], params: idParams } }, async (req, reply) => {
     const r = runner.get(req.params.id);
     return r ?? reply.code(404).send({ errors: [`no drill ${req.params.id} (reports are kept in the memory of the replica that ran them)`] });
   });
-  app.get<{ Params: { id: string } }>('/v1/admin/drills/:id/report.html', { schema: { params: idParams } }, async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/admin/drills/:id/report.html', { schema: { summary: 'one drill report as a self-contained HTML page', tags: ['admin'], params: idParams } }, async (req, reply) => {
     const r = runner.get(req.params.id);
     if (!r) return reply.code(404).send({ errors: [`no drill ${req.params.id}`] });
     return reply.type('text/html; charset=utf-8').send(renderDrillHtml(r));
   });
-  app.delete<{ Params: { id: string } }>('/v1/admin/drills/:id', { schema: { params: idParams } }, async (req, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/admin/drills/:id', { schema: { summary: 'abort a running drill and lift its fault', tags: ['admin'], params: idParams } }, async (req, reply) => {
     const r = await runner.abort(req.params.id);
     if (!r) return reply.code(404).send({ errors: [`no drill ${req.params.id}`] });
     audit.info({ audit: true, op: 'admin.drill.abort', who: adminIdentity(req), drill: r.id, result: r.state });

@@ -1,29 +1,30 @@
 /**
  * The admin API, on its own listener and with its own credentials (never a data-plane identity):
- *   GET  /v1/admin/status                      keyrings, key_ids, provider roles and health
- *   POST /v1/admin/keyrings/:name/rotate       rotate every provider of the keyring; returns the new key_id
- *   POST /v1/admin/keyrings/:name/failover     {"provider": "<id>", "pin": true|false}: make it the acting active
- *   POST /v1/admin/keyrings/:name/failback     release a pin; back to the first healthy provider in order, now
- *   POST /v1/admin/providers/:id/isolate       no traffic to this provider (every keyring) until restore
- *   POST /v1/admin/providers/:id/restore       end an isolation
- *   GET  /v1/admin/keyrings/:name/usage        wraps/unwraps per generation and tenant (this replica)
+ *   GET  /v1/admin/status                      replica, leader, keyrings (key_id, lifecycle), providers, fleet
+ *   /v1/admin/keyrings/..., /v1/admin/providers/...   rotate, retire, usage, failover (see admin-keyrings.ts)
  *   /v1/admin/drills...                        failover drills (see admin-drills.ts)
  *   POST /v1/admin/leader/step-down            give up the leader lease (another replica takes it)
  *   POST /v1/admin/cache/invalidate            {keyring, tenant?, generation?, revoke?}: drop cached keys fleet-wide
  *   POST /v1/admin/cache/sealing-key/rotate    leader: new cache-sealing key for every keyring now
+ *   GET  /v1/admin/openapi.json                the OpenAPI document, generated from the routes' schemas
  * Auth: `Authorization: Bearer <token>` (exactly one space, no surrounding whitespace); the config holds
  * only SHA-256 hashes of accepted tokens. Failed authentications are rate-limited per client address.
  * Other methods on these paths answer 405 with an Allow header.
  */
 import { createHash } from 'node:crypto';
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { constantTimeEqual, deadlineSignal, toKekError } from '@kekbroker/core';
-import type { ActingChange, Keyring } from '@kekbroker/keyring';
+import { constantTimeEqual, toKekError } from '@kekbroker/core';
+import type { Keyring } from '@kekbroker/keyring';
 import type { ProviderGuard } from '@kekbroker/resilience';
 import type { Logger } from '@kekbroker/telemetry';
 import type { DrillRunner } from '../drills/drills';
+import type { KeyringLifecycle } from '../lifecycle/lifecycle';
+import type { Rotations } from '../lifecycle/rotations';
 import type { UsageBook } from '../usage';
 import { adminIdentity, registerDrillRoutes } from './admin-drills';
+import { registerKeyringRoutes } from './admin-keyrings';
+import { schemaOf } from './admin-schemas';
 import { AuthFailureLimiter, MAX_FAILURES, WINDOW_MS } from './auth-limiter';
 import type { Fleet } from '@kekbroker/ha';
 import type { Leadership } from '../grpc/handlers';
@@ -39,6 +40,11 @@ export interface AdminDeps {
   invalidateLocal?: (inv: { keyring: string; tenant?: string; generation?: string; revoke?: boolean }) => number;
   drills: DrillRunner;
   usage: UsageBook;
+  lifecycle: KeyringLifecycle;
+  rotations: Rotations;
+  retireQuietSeconds: (keyring: string) => number;
+  /** Tell every replica to re-read a keyring now (its lifecycle or key versions changed). */
+  publishKeyring: (keyring: string) => Promise<void>;
 }
 
 export function hashToken(token: string): Buffer {
@@ -65,7 +71,10 @@ function authorized(req: FastifyRequest, hashes: readonly Buffer[]): boolean {
 /** Paths and the methods they answer; any other method on them is 405 with an Allow header. */
 const ROUTES: ReadonlyArray<[string, readonly string[]]> = [
   ['/v1/admin/status', ['GET', 'HEAD']],
+  ['/v1/admin/openapi.json', ['GET', 'HEAD']],
+  ['/v1/admin/keyrings/:name', ['GET', 'HEAD']],
   ['/v1/admin/keyrings/:name/rotate', ['POST']],
+  ['/v1/admin/keyrings/:name/retire', ['POST']],
   ['/v1/admin/keyrings/:name/usage', ['GET', 'HEAD']],
   ['/v1/admin/keyrings/:name/failover', ['POST']],
   ['/v1/admin/keyrings/:name/failback', ['POST']],
@@ -88,8 +97,17 @@ export function methodNotAllowed(app: FastifyInstance, url: string, allowed: rea
   });
 }
 
-export function buildAdminApp(deps: AdminDeps): FastifyInstance {
+export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'kekbroker admin API', version: '1', description: 'SRE control of a kekbroker fleet; see docs/sre-guide.md' },
+      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+      security: [{ adminToken: [] }],
+    },
+  });
+  app.get('/v1/admin/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const limiter = new AuthFailureLimiter();
   app.addHook('onRequest', async (req, reply) => {
     if (deps.tokenHashes.length === 0) return reply.code(503).send({ errors: ['admin API disabled: configure admin.tokenSha256 or admin.tokenFile'] });
@@ -111,17 +129,21 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     if (status >= 500) deps.log.error({ err: e }, 'admin request failed');
     return reply.code(status).send({ errors: [status >= 500 && err.code === 'internal' ? 'internal error (see broker log)' : (e as Error).message] });
   });
-  app.get('/v1/admin/status', async () => ({
+  app.get('/v1/admin/status', schemaOf('replica, leader, keyrings with lifecycle, providers, fleet'), async () => ({
     leader: deps.leadership.isLeader(),
     leaderEpoch: deps.leadership.epoch(),
     replica: deps.leadership.replicaId,
     fleet: deps.fleet
-      ? { redis: deps.fleet.mode, redisUp: deps.fleet.health.up, redisLastError: deps.fleet.health.lastError || undefined, leaseHolder: deps.fleet.lease.holder, sealingKeys: deps.fleet.sealing.status() }
+      ? {
+        redis: deps.fleet.mode, redisUp: deps.fleet.health.up, redisLastError: deps.fleet.health.lastError || undefined, leaseHolder: deps.fleet.lease.holder, sealingKeys: deps.fleet.sealing.status(),
+        // Every replica that wrote its presence record lately (alive: within 10 s); null while Redis is down.
+        replicas: await deps.fleet.presence.list().catch(() => null),
+      }
       : undefined,
-    keyrings: [...deps.keyrings.values()].map((k) => k.status()),
+    keyrings: [...deps.keyrings.values()].map((k) => ({ ...k.status(), lifecycle: deps.lifecycle.view(k.name) })),
     providers: [...deps.guards.values()].map((g) => ({ id: g.id, ...g.status(), budget: g.budget ? { ratePerSec: g.budget.ratePerSec, burst: g.budget.burst } : null })),
   }));
-  app.post('/v1/admin/leader/step-down', async (_req, reply) => {
+  app.post('/v1/admin/leader/step-down', schemaOf('give up the leader lease'), async (_req, reply) => {
     if (!deps.fleet) return reply.code(409).send({ errors: ['no redis configured: a lone replica is always the leader'] });
     const was = await deps.fleet.lease.stepDown();
     if (!was) return reply.code(409).send({ errors: [`replica ${deps.leadership.replicaId} is not the leader (lease holder: ${deps.fleet.lease.holder || 'none'})`] });
@@ -130,6 +152,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   });
   app.post<{ Body: { keyring: string; tenant?: string; generation?: string; revoke?: boolean } }>('/v1/admin/cache/invalidate', {
     schema: {
+      summary: 'drop cached keys of a keyring, a tenant or a generation on every replica', tags: ['admin'],
       body: {
         type: 'object', required: ['keyring'], additionalProperties: false,
         properties: { keyring: { type: 'string', minLength: 1 }, tenant: { type: 'string', minLength: 1 }, generation: { type: 'string', pattern: '^[0-9a-f]{2,64}$' }, revoke: { type: 'boolean' } },
@@ -143,32 +166,10 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     deps.log.warn({ ...inv, droppedHere: out.local, published: out.published }, 'cache invalidated by admin request');
     return { droppedHere: out.local, publishedToFleet: out.published };
   });
-  app.post('/v1/admin/cache/sealing-key/rotate', async (_req, reply) => {
+  app.post('/v1/admin/cache/sealing-key/rotate', schemaOf('leader: new cache-sealing key for every keyring'), async (_req, reply) => {
     if (!deps.fleet) return reply.code(409).send({ errors: ['no redis configured: there is no shared cache to seal'] });
     if (!deps.leadership.isLeader()) return reply.code(409).send({ errors: [`replica ${deps.leadership.replicaId} is not the leader; send this to the lease holder (${deps.fleet.lease.holder || 'none'})`] });
     return { rotated: await deps.fleet.rotateSealingKeys() };
-  });
-  const rotating = new Set<string>();
-  app.post<{ Params: { name: string } }>('/v1/admin/keyrings/:name/rotate', async (req, reply) => {
-    const k = deps.keyrings.get(req.params.name);
-    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
-    // Two overlapping requests (a double click, a retried curl) must not rotate twice.
-    if (rotating.has(k.name)) return reply.code(409).send({ errors: [`keyring "${k.name}" is already rotating; check GET /v1/admin/status`] });
-    rotating.add(k.name);
-    const before = k.keyId;
-    let keyId: string;
-    try {
-      keyId = await k.rotate(deadlineSignal(60_000));
-    } finally {
-      rotating.delete(k.name);
-    }
-    deps.log.warn({ keyring: k.name, from: before, to: keyId }, 'keyring rotated by admin request');
-    return { keyring: k.name, previousKeyId: before, keyId };
-  });
-  app.get<{ Params: { name: string } }>('/v1/admin/keyrings/:name/usage', async (req, reply) => {
-    const k = deps.keyrings.get(req.params.name);
-    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
-    return deps.usage.report(k.name, k.keyId);
   });
   // Every authenticated action (POST, DELETE) leaves one audit line: who, what, on what, and the result.
   // Admin bodies hold names and flags only, never key material. Drill routes write their own, richer lines.
@@ -179,42 +180,6 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     audit.info({ audit: true, op: 'admin', method: req.method, route: req.routeOptions.url, params: req.params, body: req.body, who: adminIdentity(req), status: reply.statusCode });
   });
   registerDrillRoutes(app, deps.drills, audit);
-  registerFailoverRoutes(app, deps);
+  registerKeyringRoutes(app, deps);
   return app;
-}
-
-const FailoverBody = {
-  type: 'object',
-  required: ['provider'],
-  additionalProperties: false,
-  properties: { provider: { type: 'string', minLength: 1, maxLength: 63 }, pin: { type: 'boolean', default: false } },
-} as const;
-
-function registerFailoverRoutes(app: FastifyInstance, deps: AdminDeps): void {
-  const keyringOr404 = (name: string): Keyring | undefined => deps.keyrings.get(name);
-  const changeOf = (c: ActingChange | undefined) => c ?? null;
-  app.post<{ Params: { name: string }; Body: { provider: string; pin?: boolean } }>('/v1/admin/keyrings/:name/failover', { schema: { body: FailoverBody } }, async (req, reply) => {
-    const k = keyringOr404(req.params.name);
-    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
-    const change = k.failover(req.body.provider, req.body.pin ?? false);
-    deps.log.warn({ keyring: k.name, provider: req.body.provider, pin: req.body.pin ?? false }, 'keyring failover by admin request');
-    const s = k.status();
-    return { keyring: k.name, actingActive: s.actingActive, pinned: s.pinned, keyId: s.keyId, change: changeOf(change) };
-  });
-  app.post<{ Params: { name: string } }>('/v1/admin/keyrings/:name/failback', async (req, reply) => {
-    const k = keyringOr404(req.params.name);
-    if (!k) return reply.code(404).send({ errors: [`no keyring named "${req.params.name}"`] });
-    const change = k.failback();
-    deps.log.info({ keyring: k.name }, 'keyring failback by admin request');
-    const s = k.status();
-    return { keyring: k.name, actingActive: s.actingActive, pinned: s.pinned, keyId: s.keyId, change: changeOf(change) };
-  });
-  for (const action of ['isolate', 'restore'] as const) {
-    app.post<{ Params: { id: string } }>(`/v1/admin/providers/:id/${action}`, async (req, reply) => {
-      const g = deps.guards.get(req.params.id);
-      if (!g) return reply.code(404).send({ errors: [`no provider named "${req.params.id}" (providers: ${[...deps.guards.keys()].join(', ')})`] });
-      const changed = action === 'isolate' ? g.isolate() : g.restore();
-      return { provider: g.id, isolated: g.isolated, changed };
-    });
-  }
 }
