@@ -17,9 +17,20 @@ function freePort() {
   });
 }
 
+/**
+ * BENCH_CPU_PROF=<dir>: every server process this file starts writes a V8 CPU profile there when it exits
+ * (`node --cpu-prof`; open it in Chrome DevTools or summarise it with bench/lib/profile-top.js).
+ */
+function nodeFlags(logName) {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return [];
+  fs.mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', '--cpu-prof-dir', path.resolve(dir), '--cpu-prof-name', `${logName.replace(/\.log$/, '')}-${Date.now()}.cpuprofile`];
+}
+
 function start(main, args, cwd, logName) {
   const log = fs.openSync(path.join(cwd, logName), 'a');
-  return spawn(process.execPath, [main, ...args], { cwd, stdio: ['ignore', log, log] });
+  return spawn(process.execPath, [...nodeFlags(logName), main, ...args], { cwd, stdio: ['ignore', log, log] });
 }
 
 async function waitFor(check, ms = 20000) {
@@ -94,4 +105,4 @@ function cpuSeconds(pid) {
   }
 }
 
-module.exports = { ROOT, freePort, startBroker, startKekbroker, startEcho, cpuSeconds, waitFor };
+module.exports = { ROOT, nodeFlags, freePort, startBroker, startKekbroker, startEcho, cpuSeconds, waitFor };

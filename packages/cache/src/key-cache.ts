@@ -8,7 +8,7 @@
  *
  * Ownership (core/secrets.ts): getOrLoad returns a buffer the caller owns; put copies what it keeps.
  */
-import { toKekError, zeroize, type ErrorCode } from '@kekbroker/core';
+import { signalOf, toKekError, zeroize, type ErrorCode, type SignalSource } from '@kekbroker/core';
 import type { L1Cache } from './l1';
 import { SingleFlight } from './single-flight';
 
@@ -17,8 +17,8 @@ export interface KeyCacheEntryMeta { tenant: string; keyring: string; generation
 export interface KeyCache {
   /** L1, then L2 (if any), then `load` under single-flight (process-wide and, with Redis, fleet-wide).
    *  On a load failure of class unavailable/timeout/throttled, may serve an expired entry within maxStale (stale: true).
-   *  Returns a buffer the caller owns (core/secrets.ts). */
-  getOrLoad(key: string, meta: KeyCacheEntryMeta, signal: AbortSignal, load: LoadFn): Promise<{ plaintext: Buffer; cached: boolean; stale: boolean }>;
+   *  Returns a buffer the caller owns (core/secrets.ts). `signal` may be a maker: an L1 hit never calls it. */
+  getOrLoad(key: string, meta: KeyCacheEntryMeta, signal: SignalSource, load: LoadFn): Promise<{ plaintext: Buffer; cached: boolean; stale: boolean }>;
   /** Store a copy (the caller keeps ownership of `plaintext`). */
   put(key: string, meta: KeyCacheEntryMeta, plaintext: Uint8Array): void;
 }
@@ -83,13 +83,14 @@ export class DefaultKeyCache implements KeyCache {
     return this.revoked.has(`${keyring}/${generation}`);
   }
 
-  async getOrLoad(key: string, meta: KeyCacheEntryMeta, signal: AbortSignal, load: LoadFn): Promise<{ plaintext: Buffer; cached: boolean; stale: boolean }> {
+  async getOrLoad(key: string, meta: KeyCacheEntryMeta, source: SignalSource, load: LoadFn): Promise<{ plaintext: Buffer; cached: boolean; stale: boolean }> {
     if (!this.cacheable(meta)) {
       this.counters.loads++;
-      return { plaintext: await load(signal), cached: false, stale: false };
+      return { plaintext: await load(signalOf(source)), cached: false, stale: false };
     }
     const hit = this.l1.get(key);
     if (hit) return { plaintext: hit, cached: true, stale: false };
+    const signal = signalOf(source);
     const joint = this.joinDeadline(key, signal);
     try {
       const got = await this.flights.run(key, async () => {

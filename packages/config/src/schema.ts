@@ -34,6 +34,13 @@ const Budget = Type.Object(
   },
   { additionalProperties: false },
 );
+const RetryBudget = Type.Object(
+  {
+    ratio: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'retries (the SDK\'s and the broker\'s) allowed per call made to the provider: 0.1 = one retry per ten calls' }),
+    minPerSec: Type.Number({ minimum: 0, maximum: 1000, default: 1, description: 'retries allowed per second whatever the traffic (a quiet broker can still retry a reset connection)' }),
+  },
+  { additionalProperties: false, default: {} },
+);
 const RateLimit = Type.Object(
   {
     ratePerSec: Type.Number({ minimum: 0.1, maximum: 1_000_000, description: 'wrap/unwrap requests per second for this tenant' }),
@@ -42,7 +49,7 @@ const RateLimit = Type.Object(
   { additionalProperties: false },
 );
 /** Keys of a provider section that belong to the broker, not to the provider package. */
-export const BROKER_PROVIDER_KEYS = ['breaker', 'budget'] as const;
+export const BROKER_PROVIDER_KEYS = ['breaker', 'budget', 'retryBudget'] as const;
 // ---- end issue 8 ----
 // ---- transit (Vault-compatible transit HTTP API; see docs/transit.md) -------------------------------------
 const TransitOp = Type.Union(['encrypt', 'decrypt', 'rewrap', 'datakey', 'read', 'rotate', 'config'].map((o) => Type.Literal(o)));
@@ -181,6 +188,8 @@ export const ConfigSchema = Type.Object(
           // issue 8: the provider's circuit breaker and call budget (a default budget per type applies when absent)
           breaker: Breaker,
           budget: Type.Optional(Budget),
+          // retries of provider calls (the SDK's own included) as a share of calls; throttling is never retried
+          retryBudget: RetryBudget,
         },
         { additionalProperties: true },
       ),

@@ -27,6 +27,9 @@ export interface ProviderDescription {
   readonly details: Readonly<Record<string, string>>;
 }
 
+/** True if one more attempt of a failed provider call may be made now (see KekProvider.setRetryGate). */
+export type RetryGate = () => boolean;
+
 export interface KekProvider {
   readonly id: string;
   readonly type: string;
@@ -45,6 +48,12 @@ export interface KekProvider {
   probe(signal: AbortSignal): Promise<void>;
   /** Release clients, sockets and timers. */
   close(): Promise<void>;
+  /**
+   * Route the provider's retries (its SDK's and its own) through the broker's retry budget: before each retry
+   * of a call the provider asks `gate()` and, on false, fails with the attempt's own error instead. Providers
+   * never retry throttling inside a call. Absent gate: retries bounded only by the provider's maxAttempts.
+   */
+  setRetryGate?(gate: RetryGate): void;
   /** Something the operator must see when the broker starts (e.g. "created a new keystore"): logged at warn. */
   readonly startupNotice?: string;
 }

@@ -12,8 +12,8 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
-  ENVELOPE_VERSION, KekError, decodeEnvelope, formatKeyId, throwIfAborted, toKekError,
-  type KekProvider, type ProviderDescription, type WrapContext,
+  ENVELOPE_VERSION, KekError, decodeEnvelope, formatKeyId, signalOf, throwIfAborted, toKekError,
+  type KekProvider, type SignalSource, type ProviderDescription, type WrapContext,
 } from '@kekbroker/core';
 import type { KeyCache } from '@kekbroker/cache';
 import { ProviderGuard, boundedSignal } from '@kekbroker/resilience';
@@ -293,7 +293,8 @@ export class Keyring extends EventEmitter {
     return { ciphertext: sealed.ciphertext, keyId: formatKeyId(this.name, sealed.generation) };
   }
 
-  async unwrap(tenant: string, ciphertext: Uint8Array, signal: AbortSignal, expectedKeyId?: string): Promise<UnwrapResult> {
+  /** `signal` may be a maker (core SignalSource): a cache hit answers without making a deadline. */
+  async unwrap(tenant: string, ciphertext: Uint8Array, signal: SignalSource, expectedKeyId?: string): Promise<UnwrapResult> {
     const env = decodeEnvelope(ciphertext);
     if (env.keyring !== this.name) throw new KekError('invalid-input', `envelope belongs to keyring "${env.keyring}", not "${this.name}"`);
     const keyId = formatKeyId(env.keyring, env.generation);
@@ -307,7 +308,7 @@ export class Keyring extends EventEmitter {
     }
     const ck = cacheKey(tenant, ciphertext);
     // L1, L2, then one KMS call per envelope across the fleet; the result is ours (core/secrets.ts).
-    const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, (shared) => this.unwrapUncached(tenant, env, shared ?? signal));
+    const got = await this.cache.getOrLoad(ck, { tenant, keyring: this.name, generation: Buffer.from(env.generation).toString('hex') }, signal, (shared) => this.unwrapUncached(tenant, env, shared ?? signalOf(signal)));
     return { plaintext: got.plaintext, keyId, stale, cached: got.cached, servedStale: got.stale };
   }
 

@@ -304,12 +304,14 @@ describe('classifyAwsError: real SDK errors from the emulator', () => {
     }
   });
 
-  it('retried throttling still ends as throttled, with the SDK\'s attempts bounded by maxAttempts', async () => {
+  it('throttling is never retried inside the call: one attempt, classified throttled', async () => {
     const key = emu.createKey();
     emu.faults.add({ kind: 'throttle', key: key.keyId });
     try {
-      const e = await apiWith({ maxAttempts: 2 }).encrypt(key.arn, SECRET, CTX, sig()).then(() => undefined, (x: unknown) => x);
-      assert.equal((e as { $metadata?: { attempts?: number } }).$metadata?.attempts, 2);
+      const calls0 = emu.faults.callCount();
+      const e = await apiWith({ maxAttempts: 3 }).encrypt(key.arn, SECRET, CTX, sig()).then(() => undefined, (x: unknown) => x);
+      assert.equal((e as { $metadata?: { attempts?: number } }).$metadata?.attempts, 1);
+      assert.equal(emu.faults.callCount() - calls0, 1, 'one call reached the emulator');
       assert.equal(classifyAwsError(e, { provider: 'aws-test', key: key.arn, op: 'wrap' }).code, 'throttled');
     } finally {
       emu.faults.clear();
@@ -321,6 +323,19 @@ describe('classifyAwsError: real SDK errors from the emulator', () => {
     emu.faults.add({ kind: 'error', key: key.keyId, count: 1 });
     const out = await apiWith({ maxAttempts: 2 }).encrypt(key.arn, SECRET, CTX, sig());
     assert.equal(out.keyArn, key.arn);
+  });
+
+  it('a transient 500 is not retried when the retry gate refuses (the broker\'s retry budget is spent)', async () => {
+    const key = emu.createKey();
+    emu.faults.add({ kind: 'error', key: key.keyId, count: 1 });
+    let asked = 0;
+    const retry = { gate: () => (asked++, false) };
+    const calls0 = emu.faults.callCount();
+    const e = await apiWith({ maxAttempts: 3, retry }).encrypt(key.arn, SECRET, CTX, sig()).then(() => undefined, (x: unknown) => x);
+    assert.equal(asked, 1, 'the gate was asked before the one retry');
+    assert.equal(emu.faults.callCount() - calls0, 1, 'no second call reached the emulator');
+    assert.equal(classifyAwsError(e, { provider: 'aws-test', key: key.arn, op: 'wrap' }).code, 'unavailable');
+    emu.faults.clear();
   });
 
   it('the request id reaches the operator message', async () => {

@@ -13,7 +13,7 @@
 import { isValidName, needs } from '@kekbroker/core';
 import { envCredentials, fileCredentials, type AwsCredentialsConfig, type CredentialsProvider } from './credentials';
 import { AwsKmsProvider } from './provider';
-import { createSdkKmsApi } from './sdk-client';
+import { createSdkKmsApi, type RetryHolder } from './sdk-client';
 
 export type { AwsCredentialsConfig } from './credentials';
 
@@ -131,6 +131,7 @@ export function fromConfig(id: string, cfg: AwsKmsConfig): AwsKmsProvider {
   const rotationTimeoutMs = intIn(cfg.rotationTimeoutMs, 1000, 600_000, DEFAULTS.rotationTimeoutMs, `${at}.rotationTimeoutMs`);
   const endpoint = cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {};
   // Credentials last: they read the environment, and the other fields' errors are cheaper to report first.
-  const api = createSdkKmsApi({ region: cfg.region, ...endpoint, ...credentialsFrom(id, cfg.credentials), maxAttempts, requestTimeoutMs, connectionTimeoutMs });
-  return new AwsKmsProvider({ id, region: cfg.region, keyId: cfg.keyId, ...endpoint, callTimeoutMs, rotationTimeoutMs }, api);
+  const retry: RetryHolder = {};
+  const api = createSdkKmsApi({ region: cfg.region, ...endpoint, ...credentialsFrom(id, cfg.credentials), maxAttempts, requestTimeoutMs, connectionTimeoutMs, retry });
+  return new AwsKmsProvider({ id, region: cfg.region, keyId: cfg.keyId, ...endpoint, callTimeoutMs, rotationTimeoutMs }, api, retry);
 }

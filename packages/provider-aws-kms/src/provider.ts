@@ -9,9 +9,10 @@
  */
 import {
   KekError, MAX_WRAP_PLAINTEXT, deadlineSignal, encryptionContext, needs, raceSignal, throwIfAborted, zeroize,
-  type KekProvider, type ProviderDescription, type WrapContext, type WrappedKey,
+  type KekProvider, type RetryGate, type ProviderDescription, type WrapContext, type WrappedKey,
 } from '@kekbroker/core';
 import type { KmsApi, KmsKeyInfo } from './client';
+import type { RetryHolder } from './sdk-client';
 import { classifyAwsError, type AwsOp } from './classify-error';
 import { formatVersionRef, parseVersionRef } from './version-ref';
 
@@ -58,10 +59,15 @@ export class AwsKmsProvider implements KekProvider {
   /** Single flight for the first DescribeKey: a burst of first wraps makes one call. */
   private loading: Promise<Current> | undefined;
 
-  constructor(opts: AwsKmsProviderOptions, private readonly api: KmsApi) {
+  constructor(opts: AwsKmsProviderOptions, private readonly api: KmsApi, private readonly retry: RetryHolder = {}) {
     needs(opts.keyId.trim() !== '', 'AWS KMS keyId must not be empty');
     this.id = opts.id;
     this.opts = { callTimeoutMs: 5000, rotationTimeoutMs: 60_000, ...opts };
+  }
+
+  /** The SDK's retries (transient errors only, never throttling) ask this gate first (sdk-client.ts). */
+  setRetryGate(gate: RetryGate): void {
+    this.retry.gate = gate;
   }
 
   private fail(e: unknown, op: AwsOp, signal: AbortSignal, key = this.current?.arn ?? this.opts.keyId): KekError {

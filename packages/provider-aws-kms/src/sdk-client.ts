@@ -5,11 +5,14 @@
  * - Without `credentials` the default chain runs, ending at EC2 IMDS (169.254.169.254). Tests pass static
  *   credentials so that no metadata probe can happen.
  * - `requestTimeout` alone only logs a warning; `throwOnRequestTimeout: true` makes it a TimeoutError.
- * - Retries: standard mode retries throttling names (including LimitExceededException) with a 1 s base
- *   backoff, and 5xx / ECONNRESET / ECONNREFUSED with 50 ms; `maxAttempts` bounds both, and the
- *   abortSignal cuts any backoff short.
+ * - Retries: the SDK's standard mode would retry throttling names (including LimitExceededException) with a
+ *   1 s base backoff, and 5xx / ECONNRESET / ECONNREFUSED with 50 ms. We replace it with BudgetedRetryStrategy:
+ *   throttling is never retried (the caller gets `throttled` at once and the quota is not spent twice), and a
+ *   transient failure is retried only while `maxAttempts` and the broker's retry budget allow (RetryHolder).
+ *   The abortSignal cuts any backoff short.
  */
 import { DecryptCommand, DescribeKeyCommand, EncryptCommand, KMSClient, RotateKeyOnDemandCommand, type KMSClientConfig } from '@aws-sdk/client-kms';
+import type { RetryGate } from '@kekbroker/core';
 import type { KmsApi, KmsKeyInfo } from './client';
 import type { CredentialsProvider } from './credentials';
 
@@ -27,6 +30,45 @@ export interface SdkClientOptions {
   requestTimeoutMs: number;
   /** Per attempt: time to establish the TCP (and TLS) connection. */
   connectionTimeoutMs: number;
+  /** Where the broker's retry gate is put once the provider is wired (KekProvider.setRetryGate). */
+  retry?: RetryHolder;
+}
+
+/** The broker's retry gate, set after construction; absent = retries bounded by maxAttempts alone. */
+export interface RetryHolder {
+  gate?: RetryGate;
+}
+
+interface Token {
+  getRetryCount(): number;
+  getRetryDelay(): number;
+}
+
+const token = (count: number, delay: number): Token => ({ getRetryCount: () => count, getRetryDelay: () => delay });
+/** First retry waits up to 50 ms (the SDK's own base for transient errors), doubling, full jitter. */
+const RETRY_BASE_MS = 50;
+
+/**
+ * A smithy RetryStrategyV2 (acquireInitialRetryToken / refreshRetryTokenForRetry / recordSuccess): a thrown
+ * refresh makes the SDK throw the attempt's own error, and the returned token's delay is slept (abortable).
+ */
+export class BudgetedRetryStrategy {
+  readonly mode = 'standard';
+  constructor(private readonly maxAttempts: number, private readonly holder: RetryHolder = {}) {}
+
+  async acquireInitialRetryToken(): Promise<Token> {
+    return token(0, 0);
+  }
+
+  async refreshRetryTokenForRetry(t: Token, info: { errorType?: string }): Promise<Token> {
+    const retry = t.getRetryCount() + 1;
+    // Only TRANSIENT (5xx, timeouts, reset/refused connections); never THROTTLING, CLIENT_ERROR or SERVER_ERROR.
+    if (info.errorType !== 'TRANSIENT' || retry >= this.maxAttempts) throw new Error('not retried');
+    if (this.holder.gate && !this.holder.gate()) throw new Error('retry budget exhausted');
+    return token(retry, Math.floor(Math.random() * RETRY_BASE_MS * 2 ** (retry - 1)));
+  }
+
+  recordSuccess(): void {}
 }
 
 /** A thrown value for answers that lack a field KMS always sends; classified as `internal`. */
@@ -47,7 +89,7 @@ export function createSdkKmsApi(o: SdkClientOptions): KmsApi {
     ...(o.profile !== undefined ? { profile: o.profile } : {}),
     requestHandler: { requestTimeout: o.requestTimeoutMs, connectionTimeout: o.connectionTimeoutMs, throwOnRequestTimeout: true },
   };
-  const data = new KMSClient({ ...base, maxAttempts: o.maxAttempts });
+  const data = new KMSClient({ ...base, maxAttempts: o.maxAttempts, retryStrategy: new BudgetedRetryStrategy(o.maxAttempts, o.retry) });
   // RotateKeyOnDemand must not be retried: at the lifetime limit KMS answers LimitExceededException,
   // which the SDK treats as throttling and would retry with a 1 s backoff for nothing. A rotation that
   // failed transiently is simply asked for again by its caller.

@@ -3,6 +3,7 @@
  * adapts the real `KeyClient`/`CryptographyClient` to it; unit tests pass plain objects. Nothing here
  * imports the SDK.
  */
+import type { RetryGate } from '@kekbroker/core';
 
 /**
  * Where sdk-client's throttle policy leaves the server's Retry-After (in ms) once it has taken it away from
@@ -48,6 +49,8 @@ export interface KeyVaultClient {
   rotateKey(name: string, options: CallOptions): Promise<VaultKey>;
   /** A crypto client bound to this version; cheap to call, but each client does its own auth challenge. */
   cryptoFor(key: VaultKey): KeyVersionCrypto;
+  /** Route the SDK's retries through the broker's retry budget (sdk-client.ts retryGatePolicy). */
+  setRetryGate?(gate: RetryGate): void;
 }
 
 /** Duck-typed Azure TokenCredential: what tests pass instead of a real Entra ID credential. */

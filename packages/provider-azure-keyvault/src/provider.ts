@@ -11,7 +11,7 @@
  */
 import {
   KekError, MAX_WRAP_PLAINTEXT, deadlineSignal, isValidName, needs, raceSignal, throwIfAborted,
-  type KekProvider, type ProviderDescription, type WrapContext, type WrappedKey,
+  type KekProvider, type RetryGate, type ProviderDescription, type WrapContext, type WrappedKey,
 } from '@kekbroker/core';
 import { DIGEST_BYTES, bindContext, unbindContext } from './aad-binding';
 import { classifyAzureError } from './classify-error';
@@ -85,6 +85,11 @@ export class AzureKeyVaultProvider implements KekProvider {
     this.timeoutMs = o.timeoutMs ?? 2000;
     this.refreshIntervalMs = o.refreshIntervalMs ?? 60_000;
     this.versions = new VersionCache(o.versionCacheSize ?? 64);
+  }
+
+  /** The SDK's retries ask this gate first (sdk-client.ts retryGatePolicy). */
+  setRetryGate(gate: RetryGate): void {
+    this.client.setRetryGate?.(gate);
   }
 
   async wrap(plaintext: Uint8Array, ctx: WrapContext, signal: AbortSignal): Promise<WrappedKey> {

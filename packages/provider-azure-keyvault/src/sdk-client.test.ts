@@ -92,6 +92,23 @@ describe('sdk-client against the Key Vault emulator', () => {
     assert.equal(k.name, 'rsa');
   });
 
+  it('every retry asks the broker\'s retry gate first; a refusal sends nothing more and surfaces the last failure', async () => {
+    const c = client({ maxRetries: 3, retryDelayMs: 10, maxRetryDelayMs: 20 });
+    const crypto = c.cryptoFor(await c.getKey('rsa', undefined, opts()));
+    const answers = [true, false];
+    let asked = 0;
+    c.setRetryGate?.(() => answers[asked++] ?? false);
+    const wrapped = await crypto.wrapKey('RSA-OAEP-256', Buffer.alloc(32, 1), opts());
+    assert.equal(asked, 0, 'a call that succeeds at once asks nothing (the auth challenge is not a retry)');
+    assert.ok(wrapped.result.length > 0);
+    emu.faults.add({ kind: 'error', key: 'rsa' });
+    const before = emu.faults.callCount('wrapKey');
+    const e = await crypto.wrapKey('RSA-OAEP-256', Buffer.alloc(32, 1), opts()).then(() => undefined, (x: unknown) => x);
+    assert.equal(emu.faults.callCount('wrapKey') - before, 2, 'the first attempt and the one retry the gate allowed');
+    assert.equal(asked, 2);
+    assert.equal((e as { statusCode?: number }).statusCode, 503, 'classified as the 503 it was');
+  });
+
   it('a dropped connection is retried on a new one', async () => {
     emu.faults.add({ kind: 'outage', key: 'hsm', count: 1 });
     const k = await client().getKey('hsm', undefined, opts());

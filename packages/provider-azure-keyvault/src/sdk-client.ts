@@ -10,6 +10,7 @@ import {
   ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential,
   type TokenCredential,
 } from '@azure/identity';
+import type { RetryGate } from '@kekbroker/core';
 import { RETRY_AFTER_MS_HEADER, type CallOptions, type CredentialSpec, type KeyVaultClient, type KeyVersionCrypto, type TokenCredentialLike, type VaultKey } from './client';
 
 
@@ -34,6 +35,57 @@ export interface SdkClientOptions {
   /** Only for emulators: the challenge names vault.azure.net while the URL is 127.0.0.1. */
   disableChallengeResourceVerification?: boolean;
   retry?: RetrySettings;
+}
+
+/** The broker's retry gate, set after construction (KekProvider.setRetryGate); absent = maxRetries alone. */
+export interface RetryHolder {
+  gate?: RetryGate;
+}
+
+/**
+ * The error a refused retry ends the call with: the previous attempt's status, code and message (so
+ * classify-error reads it as that attempt's failure), under a name that is not RestError, which the SDK's
+ * retry policy rethrows at once instead of retrying.
+ */
+class RetryRefused extends Error {
+  override readonly name = 'RetryRefusedByBudget';
+  readonly statusCode: number | undefined;
+  readonly code: string | undefined;
+  readonly response: unknown;
+  constructor(prev: { response?: { status: number }; error?: unknown }) {
+    const e = (prev.error ?? {}) as { message?: string; statusCode?: number; code?: string; response?: unknown };
+    super(e.message ?? `HTTP ${prev.response?.status ?? 'error'} (retry refused: the provider's retry budget is spent)`);
+    this.statusCode = e.statusCode ?? prev.response?.status;
+    this.code = e.code;
+    this.response = e.response ?? prev.response;
+  }
+}
+
+/**
+ * Runs per attempt (position perRetry, inside the SDK's retry policy): before every attempt but the first of
+ * a request it asks the broker's retry gate; on a refusal no request is sent and the call ends with the
+ * previous attempt's failure. The SDK still decides *whether* to retry (408/5xx/connection errors; 429 never,
+ * see surfaceThrottlingPolicy); the gate decides whether the budget allows it.
+ */
+export function retryGatePolicy(holder: RetryHolder): Policy {
+  const last = new WeakMap<object, { response?: { status: number }; error?: unknown }>();
+  return {
+    name: 'kekbrokerRetryGate',
+    async sendRequest(request, next) {
+      const prev = last.get(request);
+      // Only a re-send after a failure is a retry (the auth challenge re-sends after a 401: not one).
+      const failed = prev !== undefined && (prev.error !== undefined || (prev.response !== undefined && (prev.response.status === 408 || prev.response.status >= 500)));
+      if (failed && holder.gate && !holder.gate()) throw new RetryRefused(prev);
+      try {
+        const response = await next(request);
+        last.set(request, { response });
+        return response;
+      } catch (error) {
+        last.set(request, { error });
+        throw error;
+      }
+    },
+  };
 }
 
 type Policy = NonNullable<KeyClientOptions['additionalPolicies']>[number]['policy'];
@@ -74,9 +126,10 @@ export function retryAfterMs(get: (header: string) => string | undefined): numbe
 
 export function createSdkClient(o: SdkClientOptions): KeyVaultClient {
   const retry = o.retry ?? DEFAULT_RETRY;
+  const holder: RetryHolder = {};
   const options: KeyClientOptions & CryptographyClientOptions = {
     retryOptions: { maxRetries: retry.maxRetries, retryDelayInMs: retry.retryDelayMs, maxRetryDelayInMs: retry.maxRetryDelayMs },
-    additionalPolicies: [{ policy: surfaceThrottlingPolicy, position: 'perRetry' }],
+    additionalPolicies: [{ policy: retryGatePolicy(holder), position: 'perRetry' }, { policy: surfaceThrottlingPolicy, position: 'perRetry' }],
     ...(o.caPem !== undefined ? { tlsOptions: { ca: o.caPem } } : {}),
     ...(o.disableChallengeResourceVerification ? { disableChallengeResourceVerification: true } : {}),
   };
@@ -91,6 +144,9 @@ export function createSdkClient(o: SdkClientOptions): KeyVaultClient {
     return v;
   };
   return {
+    setRetryGate(gate: RetryGate) {
+      holder.gate = gate;
+    },
     async getKey(name: string, version: string | undefined, opts: CallOptions) {
       return adapt(await keys.getKey(name, { ...(version ? { version } : {}), abortSignal: opts.abortSignal }));
     },

@@ -15,7 +15,7 @@
  */
 import {
   KekError, MAX_WRAP_PLAINTEXT, aadBytes, isKekError, needs, raceSignal, throwIfAborted,
-  type KekProvider, type ProviderDescription, type WrapContext, type WrappedKey,
+  type KekProvider, type RetryGate, type ProviderDescription, type WrapContext, type WrappedKey,
 } from '@kekbroker/core';
 import type { CallSettings, GcpKmsClient, KmsCryptoKey } from './client';
 import { classifyGcpError, type GcpOperation } from './classify-error';
@@ -89,6 +89,11 @@ export class GcpKmsProvider implements KekProvider {
     this.rotationTimeoutMs = opts.rotationTimeoutMs ?? 60_000;
     this.refreshMinIntervalMs = opts.refreshMinIntervalMs ?? 10_000;
     this.extraDetails = opts.details ?? {};
+  }
+
+  /** Our retry loop (retry.ts; the SDK's is off) asks this gate before every retry. */
+  setRetryGate(gate: RetryGate): void {
+    this.policy.gate = gate;
   }
 
   async wrap(plaintext: Uint8Array, ctx: WrapContext, signal: AbortSignal): Promise<WrappedKey> {

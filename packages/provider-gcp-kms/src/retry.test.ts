@@ -47,4 +47,18 @@ describe('withRetries', () => {
     assert.equal(result, e);
     assert.equal(calls, 1);
   });
+
+  it('asks the retry gate before every retry and stops with the attempt\'s error when it refuses', async () => {
+    const e = status(14);
+    let calls = 0;
+    const answers = [true, false];
+    let asked = 0;
+    const result = await withRetries({ maxAttempts: 5, baseDelayMs: 1, gate: () => answers[asked++] ?? false }, live(), async () => {
+      calls++;
+      throw e;
+    }).catch((x: unknown) => x);
+    assert.equal(result, e);
+    assert.equal(calls, 2, 'the first attempt and the one retry the gate allowed');
+    assert.equal(asked, 2);
+  });
 });

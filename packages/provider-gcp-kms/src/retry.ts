@@ -9,7 +9,7 @@
  * "unavailable", not "timeout"); when it fires during an attempt the attempt is cancelled and that is
  * a timeout.
  */
-import { isAbortError } from '@kekbroker/core';
+import { isAbortError, type RetryGate } from '@kekbroker/core';
 import { IntegrityError } from './transport-errors';
 
 export interface RetryPolicy {
@@ -17,6 +17,8 @@ export interface RetryPolicy {
   maxAttempts: number;
   /** First pause; doubles per retry, with jitter in [75%, 100%] (a floor, so pauses span a reconnect backoff). */
   baseDelayMs: number;
+  /** The broker's retry budget (KekProvider.setRetryGate): asked before every retry; false = no retry. */
+  gate?: RetryGate;
 }
 
 const UNAVAILABLE = 14;
@@ -36,7 +38,7 @@ export async function withRetries<T>(policy: RetryPolicy, signal: AbortSignal, a
       return await attempt(n);
     } catch (e) {
       last = e;
-      if (n >= policy.maxAttempts || !isTransient(e, signal)) throw e;
+      if (n >= policy.maxAttempts || !isTransient(e, signal) || (policy.gate && !policy.gate())) throw e;
     }
     const ms = policy.baseDelayMs * 2 ** (n - 1) * (0.75 + Math.random() / 4);
     if (!(await pause(ms, signal))) throw last;

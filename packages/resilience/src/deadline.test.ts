@@ -13,3 +13,13 @@ test('a bounded signal remembers its deadline, and a child never outlives its pa
   c.abort();
   assert.equal(remainingMs(c.signal, 42), 0, 'a fired signal has no time left');
 });
+
+test('a child whose budget outlasts its parent is the parent itself (no second timer), and fires with it', () => {
+  const c = new AbortController();
+  const parent = boundedSignal(1000, c.signal);
+  assert.equal(boundedSignal(60_000, parent), parent);
+  const shorter = boundedSignal(10, parent);
+  assert.notEqual(shorter, parent, 'a shorter budget gets its own deadline');
+  c.abort();
+  assert.ok(parent.aborted && shorter.aborted);
+});

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import { KekError, isKekError, toKekError } from '@kekbroker/core';
 import { TokenBucket } from './token-bucket';
+import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -43,6 +44,8 @@ export interface GuardOptions {
   breaker?: Partial<BreakerOptions>;
   /** Call budget; no budget when absent. */
   budget?: BudgetOptions;
+  /** Retries (the SDK's and ours) as a share of calls; DEFAULT_RETRY_BUDGET when absent. */
+  retryBudget?: RetryBudgetOptions;
   /** Injected clock for tests; Date.now by default. */
   now?: () => number;
 }
@@ -72,6 +75,7 @@ export class ProviderGuard extends EventEmitter {
   readonly id: string;
   readonly options: Readonly<BreakerOptions>;
   readonly budget: TokenBucket | undefined;
+  readonly retries: RetryBudget;
   private readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
   private readonly now: () => number;
   private stateNow: BreakerState = 'closed';
@@ -86,6 +90,7 @@ export class ProviderGuard extends EventEmitter {
     this.since = this.now();
     this.options = { ...DEFAULT_BREAKER, ...opts.breaker };
     this.budget = opts.budget ? new TokenBucket({ ...opts.budget, name: `call budget of provider ${id}` }) : undefined;
+    this.retries = new RetryBudget(opts.retryBudget ?? DEFAULT_RETRY_BUDGET);
     this.breaker = new CircuitBreaker((fn: () => Promise<unknown>) => fn(), {
       timeout: false, // deadlines come from the caller (AbortSignal), not from the breaker
       errorThresholdPercentage: this.options.errorThresholdPercentage,
@@ -93,6 +98,9 @@ export class ProviderGuard extends EventEmitter {
       rollingCountTimeout: this.options.rollingWindowMs,
       rollingCountBuckets: this.options.rollingBuckets,
       resetTimeout: this.options.halfOpenAfterMs,
+      // Latency percentiles are kept per bucket and sorted on every snapshot; nothing here reads them, and they
+      // cost ~5 µs per call (measured) on the cold path.
+      rollingPercentilesEnabled: false,
       // A caller's bad input, a missing key or a refused grant says nothing about the provider's availability.
       errorFilter: (e: unknown) => !toKekError(e).countsAgainstBreaker,
     });
@@ -143,13 +151,33 @@ export class ProviderGuard extends EventEmitter {
   async call<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
     if (this.isolatedNow) throw new KekError('unavailable', `provider ${this.id} is isolated by an operator (POST /v1/admin/providers/${this.id}/restore to undo)`, { provider: this.id });
     if (this.stateNow === 'open') throw this.openError();
-    if (this.budget) await this.budget.take(signal);
+    // A token at hand is taken without an await (one event-loop turn less per provider call).
+    if (this.budget && !this.budget.tryTake()) await this.budget.take(signal);
+    this.retries.deposit();
     try {
       return (await this.breaker.fire(fn)) as T;
     } catch (e) {
       if ((e as { code?: unknown }).code === 'EOPENBREAKER') throw this.openError();
       throw isKekError(e) ? e : toKekError(e);
     }
+  }
+
+  /**
+   * Asked by the provider's retry loop (the SDK's or its own) before every retry: yes only if the retry budget
+   * has one left AND the call budget has a token now (a retry is one more call against the cloud's quota; it
+   * never waits for one). A refused retry is not made: the caller gets the attempt's own error. Throttling is
+   * never retried inside a call (the providers refuse it before asking), so a throttling storm costs one call
+   * per request at most.
+   */
+  mayRetry(): boolean {
+    if (this.isolatedNow || this.stateNow === 'open') return false;
+    if (this.budget && this.budget.available() < 1) {
+      this.retries.counters.refused++;
+      return false;
+    }
+    if (!this.retries.tryRetry()) return false;
+    if (this.budget && !this.budget.tryTake()) return false;
+    return true;
   }
 
   private openError(): KekError {

@@ -72,18 +72,22 @@ export class Broker {
     const tokenHashes: Buffer[] = cfg.admin.tokenSha256.map((h) => Buffer.from(h, 'hex'));
     if (cfg.admin.tokenFile) tokenHashes.push(hashToken(await readToken(cfg.admin.tokenFile)));
     const providers = new Map<string, KekProvider>();
+    // eslint-disable-next-line prefer-const -- the guards' listeners and the stale callback need metrics, metrics' collectors need them
+    let metrics: BrokerMetrics;
+    const guards = buildGuards(cfg, log, () => metrics);
     // Every provider sits behind a drill fault hook: inert (one field read per call) unless a drill runs.
     const faultHooks = new Map<string, FaultHookProvider>();
     for (const [id, section] of Object.entries(cfg.providers)) {
-      const hooked = new FaultHookProvider(await createProvider(id, section));
+      const provider = await createProvider(id, section);
+      // The provider's own retries (its SDK's) spend the same retry and call budgets as the broker's calls.
+      const guard = guards.get(id) as ProviderGuard;
+      provider.setRetryGate?.(() => guard.mayRetry());
+      const hooked = new FaultHookProvider(provider);
       if (hooked.startupNotice) log.warn({ provider: id }, `provider ${id}: ${hooked.startupNotice}`);
       faultHooks.set(id, hooked);
       providers.set(id, hooked);
     }
     const keyrings = new Map<string, Keyring>();
-    // eslint-disable-next-line prefer-const -- the guards' listeners and the stale callback need metrics, metrics' collectors need them
-    let metrics: BrokerMetrics;
-    const guards = buildGuards(cfg, log, () => metrics);
     const { keyCache: cache, fleet, leadership } = await buildCacheAndFleet(cfg, log, (keyring, cause) => metrics.staleServed.inc({ keyring, cause }), version);
     metrics = new BrokerMetrics(cache, fleet, leadership, () => keyrings.values(), () => guards.values(), version);
     // key_id continuity: Redis (shared by the replicas) first, the state file as the fallback.

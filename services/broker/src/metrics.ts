@@ -39,6 +39,10 @@ export class BrokerMetrics {
       name: `${PREFIX}provider_isolated`, help: '1 while an operator has isolated the provider', labelNames: ['provider'], registers: [registry],
       collect() { for (const g of guards()) this.set({ provider: g.id }, g.isolated ? 1 : 0); },
     });
+    new Gauge({
+      name: `${PREFIX}provider_retries`, help: 'Retries of provider calls (the SDK\'s own included) since start, by whether the retry budget allowed them', labelNames: ['provider', 'result'], registers: [registry],
+      collect() { for (const g of guards()) { this.set({ provider: g.id, result: 'made' }, g.retries.counters.retries); this.set({ provider: g.id, result: 'refused' }, g.retries.counters.refused); } },
+    });
     this.breakerTransitions = new Counter({ name: `${PREFIX}breaker_transitions_total`, help: 'Circuit breaker state changes by provider and new state', labelNames: ['provider', 'to'], registers: [registry] });
     this.degradedEnvelopes = new Counter({ name: `${PREFIX}degraded_envelopes_total`, help: 'Envelopes sealed without this provider\'s wrap (it was down, slow, isolated or lying)', labelNames: ['keyring', 'provider'], registers: [registry] });
     this.passiveDropped = new Counter({ name: `${PREFIX}passive_wraps_dropped_total`, help: 'Passive wraps left out because they did not answer within their share of the deadline', labelNames: ['keyring', 'provider'], registers: [registry] });

@@ -33,6 +33,7 @@ export function buildGuards(cfg: BrokerConfig, log: Logger, metrics: () => Broke
         halfOpenAfterMs: b.halfOpenAfterSeconds * 1000,
       },
       ...(budget ? { budget: { ratePerSec: budget.ratePerSec, burst: budget.burst } } : {}),
+      retryBudget: { ratio: p.retryBudget.ratio, minPerSec: p.retryBudget.minPerSec },
     });
     g.on('transition', (t: GuardTransition) => {
       metrics().breakerTransitions.inc({ provider: id, to: t.to });

@@ -61,9 +61,16 @@ export class BrokerService {
     return keyring;
   }
 
-  private signalFor(caller: Caller): AbortSignal {
+  /**
+   * The request's deadline, made on first use: an unwrap answered from L1 never asks for it, and making one
+   * (a timer signal joined to the caller's) costs more than the whole cache hit.
+   */
+  private signalFor(caller: Caller): () => AbortSignal {
     const ms = Math.min(this.cfg.limits.deadlineMs, caller.deadlineMs && caller.deadlineMs > 0 ? caller.deadlineMs : Infinity);
-    return boundedSignal(ms, caller.signal);
+    const t0 = performance.now();
+    let made: AbortSignal | undefined;
+    // Time already spent (validation, the cache lookup) counts against the deadline.
+    return () => (made ??= boundedSignal(Math.max(0, ms - (performance.now() - t0)), caller.signal));
   }
 
   async wrap(caller: Caller, keyringName: string, plaintext: Uint8Array): Promise<WrapResult> {
@@ -72,7 +79,7 @@ export class BrokerService {
       needs(plaintext.length <= this.cfg.limits.maxPlaintextBytes, `plaintext is larger than ${this.cfg.limits.maxPlaintextBytes} bytes`);
       const keyring = this.authorize(caller.tenant, keyringName, 'wrap');
       this.admit(caller.tenant);
-      const r = await keyring.wrap(caller.tenant, plaintext, this.signalFor(caller));
+      const r = await keyring.wrap(caller.tenant, plaintext, this.signalFor(caller)());
       out.keyId = r.keyId;
       return r;
     });

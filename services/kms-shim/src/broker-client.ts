@@ -84,6 +84,9 @@ export class BrokerClient extends EventEmitter {
       'grpc.keepalive_timeout_ms': 5_000,
       // channelz keeps per-call tracing state nobody reads here; it shows in CPU profiles of the hot path.
       'grpc.enable_channelz': 0,
+      // grpc-js's transparent retries put every Session write through a RetryingCall that buffers it until the
+      // call commits; BrokerPool already re-sends a failed call to another replica, so they buy nothing here.
+      'grpc.enable_retries': 0,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': 2 * 1024 * 1024,
       'grpc.initial_reconnect_backoff_ms': BACKOFF_MIN_MS,

@@ -194,11 +194,12 @@ tenants:
     await settle();
   });
 
-  it('throttling storm on the active: calls to it stay within its budget; 0 failed Decrypts of cached seeds', async () => {
-    // A second broker whose aws budget (10/s, burst 5) is far below what the writers ask for. The budget counts
-    // the broker's calls; the SDK's own retries are bounded by maxAttempts (set to 1 here so the count is exact).
+  it('throttling and error storm on the active: calls to it, SDK retries included, stay within its budgets; 0 failed Decrypts of cached seeds', async () => {
+    // A second broker whose aws budget (10/s, burst 5) is far below what the writers ask for, with the SDK's
+    // default retries on (maxAttempts 2). Every retry, the SDK's own included, spends the call budget and the
+    // retry budget (ratio 0.1, 1/s floor); throttling is never retried. Counted at the emulator.
     const ports = await allocateBrokerPorts();
-    const b2 = await startBroker(dir, configFor(ports, '{ ratePerSec: 10, burst: 5 }, maxAttempts: 1', './state2'), ports, 'admin-secret-failover', 'broker-budget');
+    const b2 = await startBroker(dir, configFor(ports, '{ ratePerSec: 10, burst: 5 }', './state2'), ports, 'admin-secret-failover', 'broker-budget');
     const shim2 = await startShim(dir, ['--broker', `127.0.0.1:${ports.grpc}`, '--insecure-dev-tenant', 'dev'], 'shim-budget');
     const kms2 = new KmsClient(shim2.socket);
     try {
@@ -207,8 +208,12 @@ tenants:
       for (let i = 0; i < 5; i++) await cached.encryptOne();
       await sleep(1000); // let the bucket refill after the warm-up
       const calls0 = aws.faults.callCount();
+      const retried0 = await metric(ports.http, 'kekbroker_provider_retries', { provider: 'aws', result: 'made' });
+      const refused0 = await metric(ports.http, 'kekbroker_provider_retries', { provider: 'aws', result: 'refused' });
       const t0 = Date.now();
-      const storm = setInterval(() => fault(aws, { kind: 'throttle', count: 1 }), 40); // about every other call
+      // About every other call fails: throttled (never retried) or a transient 500 (the SDK would retry it).
+      let n = 0;
+      const storm = setInterval(() => fault(aws, { kind: n++ % 2 ? 'throttle' : 'error', count: 1 }), 40);
       const writers = new ApiserverLoad(kms2, { workers: 4, pauseMs: 0 }).start();
       cached.start();
       await sleep(6000);
@@ -216,11 +221,17 @@ tenants:
       clearInterval(storm);
       const seconds = (Date.now() - t0) / 1000;
       const calls = aws.faults.callCount() - calls0;
-      assert.ok(calls <= 5 + 10 * seconds + 3, `${calls} calls to aws in ${seconds.toFixed(1)} s; budget 10/s, burst 5`);
+      const retried = (await metric(ports.http, 'kekbroker_provider_retries', { provider: 'aws', result: 'made' })) - retried0;
+      const refused = (await metric(ports.http, 'kekbroker_provider_retries', { provider: 'aws', result: 'refused' })) - refused0;
+      assert.ok(calls <= 5 + 10 * seconds + 3, `${calls} calls to aws in ${seconds.toFixed(1)} s; budget 10/s, burst 5 (retries included)`);
       assert.ok(writers.encrypts * 2 > calls + 10, `the writers wanted ${writers.encrypts * 2} aws calls (wrap + verify), the budget let ${calls} through`);
+      assert.ok(retried + refused > 0, 'the SDK asked to retry some of the 500s');
+      // Retry budget: 0.1 per call, 1/s floor, 10 saved up at most.
+      assert.ok(retried <= 0.1 * calls + seconds + 11, `${retried} retries for ${calls} calls in ${seconds.toFixed(1)} s`);
       assert.deepEqual(cached.failures, []);
       assert.ok(cached.decrypts > 10);
     } finally {
+      fault(aws);
       kms2.close();
       await shim2.proc.kill();
       await b2.proc.kill();
