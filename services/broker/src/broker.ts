@@ -228,10 +228,11 @@ export class Broker {
       try {
         await k.refresh(deadlineSignal(5_000));
         await k.probe(deadlineSignal(5_000));
-        await this.lifecycle.reload(k.name);
       } catch (e) {
         this.log.warn({ err: e, keyring: k.name }, 'keyring refresh failed');
       }
+      // Retirements and rotations made elsewhere; Redis down is reported by the fleet, the last copy stays.
+      await this.lifecycle.reload(k.name).catch(() => undefined);
     }
   }
 
