@@ -119,8 +119,6 @@ export class Broker {
           metrics.providerDuration.observe({ provider: e.provider, op: e.op }, e.seconds);
         },
       });
-      // Every WatchStatus stream adds a 'change' listener; hundreds of shims per keyring are normal.
-      keyring.setMaxListeners(0);
       let wasHealthy: boolean | undefined;
       keyring.on('change', () => {
         const s = keyring.status();

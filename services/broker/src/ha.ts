@@ -31,7 +31,6 @@ export async function buildCacheAndFleet(cfg: BrokerConfig, log: Logger, onStale
     },
   });
   const events = new EventEmitter();
-  events.setMaxListeners(0); // one listener per status stream: thousands of shims are expected
   fleet?.lease.on('change', (s) => events.emit('change', s));
   const leadership: Leadership = fleet
     ? {

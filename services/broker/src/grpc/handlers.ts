@@ -8,6 +8,7 @@ import type {
   KekBrokerHandlers, KeyringStatus, SessionRequest__Output, WrapResponse, UnwrapResponse, SessionResponse, UnwrapRequest__Output, WatchStatusRequest__Output, WrapRequest__Output,
 } from '@kekbroker/proto';
 import { brokerV1, serializeMessage } from '@kekbroker/proto';
+import { StatusFanout } from './status-fanout';
 import { KekError, toKekError, zeroize } from '@kekbroker/core';
 import type { Keyring } from '@kekbroker/keyring';
 import type { BrokerService } from '../service';
@@ -107,6 +108,7 @@ function providerState(h: ReturnType<Keyring['status']>['providers'][0]['health'
 export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
   const { service, identity } = deps;
   const def = brokerV1().KekBroker.service;
+  const fanout = new StatusFanout(deps.leadership, def, toStatusMessage, STATUS_HEARTBEAT_MS);
 
   return {
     Wrap(call: grpc.ServerUnaryCall<WrapRequest__Output, WrapResponse>, callback: grpc.sendUnaryData<WrapResponse>) {
@@ -235,17 +237,9 @@ export function createHandlers(deps: HandlerDeps): KekBrokerHandlers {
         call.emit('error', toGrpcError(e));
         return;
       }
-      const push = (): void => {
-        call.write(toStatusMessage(keyring, deps.leadership));
-      };
-      push();
-      keyring.on('change', push);
-      deps.leadership.events.on('change', push);
-      const heartbeat = setInterval(push, STATUS_HEARTBEAT_MS);
+      const remove = fanout.add(keyring, call);
       const stop = (): void => {
-        clearInterval(heartbeat);
-        keyring.off('change', push);
-        deps.leadership.events.off('change', push);
+        remove();
         unregister();
       };
       const unregister = deps.streams.add(() => {
