@@ -5,15 +5,34 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+/**
+ * A free 127.0.0.1 TCP port for a server a test starts, chosen below the kernel's ephemeral range
+ * (32768–60999 on Linux): a port the kernel handed out with `listen(0)` can be taken again as the local
+ * port of any outgoing connection (to Redis, an emulator, ...) before the server binds it, which fails that
+ * start with EADDRINUSE on a busy test run. Each port is handed out once per process.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let i = 0; i < 100; i++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    if (handedOut.has(port)) continue;
+    if (await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port found between ${LOW} and ${HIGH}`);
+}
+
+const LOW = 20_000;
+const HIGH = 32_700;
+const handedOut = new Set<number>();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
