@@ -1,7 +1,8 @@
 // KMS v2 Decrypt through the real shim + broker on a warm cache, next to a bare grpc-js two-hop echo
-// measured in the same run. The load generator is a grpc-js client, or with BENCH_KMS_CLIENT=h2 a minimal
-// gRPC client on node:http2 (cheaper per call, closer to kube-apiserver's Go client). Interleaved rounds (echo, kekbroker, echo, kekbroker, ...) so that noise
-// from other work on the box hits both alike; medians are reported.
+// measured in the same run. The load generator (BENCH_KMS_CLIENT) is by default a grpc-go client, as
+// kube-apiserver is (`go`, bench/go/kms-load); `grpc-js` is a grpc-js client, `h2` a minimal gRPC client on
+// node:http2. Interleaved rounds (echo, kekbroker, echo, kekbroker, ...) so that noise from other work on the
+// box hits both alike; medians are reported.
 'use strict';
 const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
@@ -9,6 +10,14 @@ const { kmsV2 } = require('@kekbroker/proto');
 const { measure, fmt } = require('./lib/measure');
 const { startKekbroker, startEcho, cpuSeconds } = require('./lib/procs');
 const { h2GrpcClient } = require('./lib/h2-client');
+const { goMeasure } = require('./lib/go-client');
+
+const CLIENTS = ['go', 'grpc-js', 'h2'];
+const clientName = () => {
+  const c = process.env.BENCH_KMS_CLIENT || 'go';
+  if (!CLIENTS.includes(c)) throw new Error(`BENCH_KMS_CLIENT=${c}: use one of ${CLIENTS.join(', ')}`);
+  return c;
+};
 
 function kmsClient(socket) {
   if (process.env.BENCH_KMS_CLIENT === 'h2') {
@@ -48,6 +57,13 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}
       const r = await e.call('Decrypt', { ciphertext: s.ciphertext, key_id: s.key_id, uid: 'bench' });
       return r.plaintext.equals(s.ciphertext.subarray(0, 32)) ? undefined : 'echo returned the wrong bytes';
     };
+    // The Go client makes the same calls and checks the same answers in its own process.
+    const go = clientName() === 'go';
+    const goCases = {
+      kek: sealed.map((s) => ({ ...s, expected: s.seed })),
+      echo: sealed.map((s) => ({ ciphertext: s.ciphertext, key_id: s.key_id, expected: s.ciphertext.subarray(0, 32) })),
+    };
+    const round = (name, fn, opts) => (go ? goMeasure(name === 'kek' ? kek.socket : echo.socket, goCases[name], opts) : measure(fn, opts));
 
     const results = [];
     for (const concurrency of concurrencies) {
@@ -55,7 +71,7 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}
       for (let r = 0; r < rounds; r++) {
         for (const [name, fn, pids] of [['echo', echoDecrypt, echo.pids], ['kek', kekDecrypt, kek.pids]]) {
           const c0 = { shim: cpuSeconds(pids.shim), broker: cpuSeconds(pids.broker) };
-          const m = await measure(fn, { seconds, concurrency });
+          const m = await round(name, fn, { seconds, concurrency });
           m.shimCpuUsPerCall = ((cpuSeconds(pids.shim) - c0.shim) * 1e6) / m.calls;
           m.brokerCpuUsPerCall = ((cpuSeconds(pids.broker) - c0.broker) * 1e6) / m.calls;
           acc[name].push(m);
@@ -76,7 +92,7 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}
 }
 
 function report(results) {
-  const lines = ['', 'KMS v2 Decrypt, warm cache (medians)', '| concurrency | path | req/s | p50 ms | p99 ms | client CPU µs/call | shim CPU µs/call | broker CPU µs/call | errors | wrong |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const lines = ['', `KMS v2 Decrypt, warm cache (medians; load generator: ${clientName()})`, '| concurrency | path | req/s | p50 ms | p99 ms | client CPU µs/call | shim CPU µs/call | broker CPU µs/call | errors | wrong |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of results) {
     for (const [name, x] of [['bare grpc-js echo (unary, 2 hops)', r.echo], ['kekbroker shim + broker', r.kekbroker]]) {
       lines.push(`| ${r.concurrency} | ${name} | ${x.rps.toFixed(0)} | ${x.p50.toFixed(3)} | ${x.p99.toFixed(3)} | ${x.clientCpuUsPerCall.toFixed(0)} | ${x.shimCpuUsPerCall.toFixed(0)} | ${x.brokerCpuUsPerCall.toFixed(0)} | ${x.errors} | ${x.wrong} |`);

@@ -45,7 +45,7 @@ ${extra}`);
   const status = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/v1/admin/status`, { headers: { authorization: 'Bearer bench-token' } })).json()).keyrings[0];
   const kill = (p) => new Promise((r) => (p.exitCode !== null ? r() : (p.once('exit', r), p.kill('SIGTERM'))));
   await waitFor(async () => (await call('Status', {})).healthz === 'ok');
-  return { call, status, ports, pids: { broker: broker.pid, shim: shim.pid }, stop: async () => { client.close(); await kill(shim); await kill(broker); } };
+  return { call, status, ports, socket, pids: { broker: broker.pid, shim: shim.pid }, stop: async () => { client.close(); await kill(shim); await kill(broker); } };
 }
 
 module.exports = { awsCfg, startStack };

@@ -212,8 +212,10 @@ tenants:
       const refused0 = await metric(ports.http, 'kekbroker_provider_retries', { provider: 'aws', result: 'refused' });
       const t0 = Date.now();
       // About every other call fails: throttled (never retried) or a transient 500 (the SDK would retry it).
+      // The fault flips every 40 ms, so calls find one or the other. (Counted rules would pile up between the
+      // budget's calls, and a call that takes both answers throttled: no 500 would ever reach the SDK.)
       let n = 0;
-      const storm = setInterval(() => fault(aws, { kind: n++ % 2 ? 'throttle' : 'error', count: 1 }), 40);
+      const storm = setInterval(() => { fault(aws); fault(aws, { kind: n++ % 2 ? 'throttle' : 'error' }); }, 40);
       const writers = new ApiserverLoad(kms2, { workers: 4, pauseMs: 0 }).start();
       cached.start();
       await sleep(6000);

@@ -26,17 +26,20 @@ export class Proc {
     if (this.alive) this.child.kill(signal);
     return this.exited;
   }
+  /** stdout (the JSON log lines), then whatever the process wrote to stderr. */
   async logs(): Promise<string> {
-    return fs.readFile(this.logFile, 'utf8').catch(() => '');
+    const read = (f: string) => fs.readFile(f, 'utf8').catch(() => '');
+    return (await read(this.logFile)) + (await read(`${this.logFile}.stderr`));
   }
 }
 
 export function startProcess(main: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Proc {
-  const out = createWriteStream(logFile, { flags: 'a' });
+  // stdout and stderr go to separate files: one file for both would interleave their chunks, and a stderr
+  // write landing inside a long JSON line splits it, so a test looking for that line misses it.
   const child = spawn(process.execPath, [main, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
-  LOG_FILES.push(logFile);
+  child.stdout?.pipe(createWriteStream(logFile, { flags: 'a' }));
+  child.stderr?.pipe(createWriteStream(`${logFile}.stderr`, { flags: 'a' }));
+  LOG_FILES.push(logFile, `${logFile}.stderr`);
   return new Proc(child, logFile);
 }
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install Go and Debian's grpc-go sources when missing: the benchmarks' kube-apiserver-like load generator
+# (bench/go/kms-load) is a grpc-go client, built in GOPATH mode from Debian's packages (no module download).
+# Idempotent. Only `npm run bench` needs it; `npm test` does not.
+set -euo pipefail
+if command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/google.golang.org/grpc ]; then
+  go version
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "Go is missing and apt-get is not available: install Go >= 1.19 and grpc-go (Debian: golang-go golang-google-grpc-dev), or run the benchmark with BENCH_KMS_CLIENT=grpc-js" >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq golang-go golang-google-grpc-dev >/dev/null
+go version
