@@ -1,16 +1,22 @@
 // The broker's overhead on the cold path through the shim (issue 8): KMS v2 Decrypt on the real shim (unix
 // socket), forwarded on its Session stream to the real broker (cache off: every Decrypt reaches the KMS), which
 // opens the envelope with the AWS emulator at 20 ms injected latency. The emulator runs in its own process, as
-// a KMS is never in its caller's process. The baseline, in interleaved rounds of the same run, is the AWS
-// provider's own unwrap called in this process: the real SDK against the same emulator, i.e. "the KMS time".
-// Overhead = shim path − direct, at p50 (medians of the rounds). The KMS v2 client is kube-apiserver-like
-// (BENCH_KMS_CLIENT: `go` by default, or `grpc-js`).
-// The broker's own share is read from its metrics: mean request time − mean provider call time per round.
+// a KMS is never in its caller's process. The KMS v2 client is kube-apiserver-like (BENCH_KMS_CLIENT: `go` by
+// default, or `grpc-js`). Two baselines, in interleaved rounds of the same run:
+//  - "the KMS time": the AWS provider's own unwrap called in this process (the real SDK, the same emulator);
+//  - a bare single-cloud plugin (bench/echo/aws-plugin.js): the same client calling a grpc-js KMS v2 server
+//    that makes one AWS KMS Decrypt with the same provider code, as a cloud's own plugin does.
+// The broker's overhead is what kekbroker adds over the bare plugin: kekbroker − plugin, at p50 (medians of
+// the rounds), as a share of the KMS time. kekbroker − KMS time (the apiserver → plugin hop included, which
+// every plugin has) is reported too, and the broker's own work from its metrics (mean request − mean
+// provider call).
 'use strict';
 const crypto = require('node:crypto');
+const grpc = require('@grpc/grpc-js');
+const { kmsV2 } = require('@kekbroker/proto');
 const { measure } = require('./lib/measure');
 const { awsCfg, startStack } = require('./lib/stack');
-const { cpuSeconds } = require('./lib/procs');
+const { cpuSeconds, startAwsPlugin } = require('./lib/procs');
 const { startAwsEmulatorProcess } = require('./lib/emulator-proc');
 const { goMeasure } = require('./lib/go-client');
 
@@ -27,12 +33,23 @@ async function scrape(port) {
   };
 }
 
+/** A KMS v2 Decrypt loop on `socket` with the chosen client; every plaintext compared with `expected`. */
+function decryptRounds(client, socket, req, expected) {
+  if (client === 'go') return (opts) => goMeasure(socket, [{ ...req, expected }], opts);
+  const C = kmsV2().KeyManagementService;
+  const c = new C(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
+  const once = () => new Promise((res, rej) => c.Decrypt({ ...req, uid: 'bench' }, { deadline: Date.now() + 3000 }, (e, r) => (e ? rej(e) : res(r))));
+  return (opts) => measure(async () => ((await once()).plaintext.equals(expected) ? undefined : `Decrypt on ${socket} returned the wrong bytes`), opts);
+}
+
 async function run({ seconds = 5, rounds = 3, latencies = [0, 20] } = {}) {
   const client = process.env.BENCH_KMS_CLIENT || 'go';
   if (!['go', 'grpc-js'].includes(client)) throw new Error(`BENCH_KMS_CLIENT=${client}: use go or grpc-js`);
   const aws = await startAwsEmulatorProcess();
-  const stack = await startStack({ aws: awsCfg(aws, aws.keyArn) }, { providers: ['aws'] }, 'cache: { maxEntries: 0 }\n');
-  const provider = await require('@kekbroker/provider-aws-kms').fromConfig('aws', awsCfg(aws, aws.keyArn));
+  const cfg = awsCfg(aws, aws.keyArn);
+  const stack = await startStack({ aws: cfg }, { providers: ['aws'] }, 'cache: { maxEntries: 0 }\n');
+  const plugin = await startAwsPlugin(cfg);
+  const provider = await require('@kekbroker/provider-aws-kms').fromConfig('aws', cfg);
   const ctx = { tenant: 'dev', keyring: 'default', envelopeVersion: 1 };
   const results = [];
   try {
@@ -42,44 +59,51 @@ async function run({ seconds = 5, rounds = 3, latencies = [0, 20] } = {}) {
     const k = crypto.randomBytes(32);
     const w = await provider.wrap(Buffer.from(k), ctx, AbortSignal.timeout(5000));
     const directUnwrap = async () => ((await provider.unwrap(w, ctx, AbortSignal.timeout(5000))).equals(k) ? undefined : 'direct unwrap returned the wrong key');
-    const shimDecrypt = async () => ((await stack.call('Decrypt', { ciphertext: sealed.ciphertext, key_id: sealed.key_id, annotations: sealed.annotations, uid: 'bench' })).plaintext.equals(seed) ? undefined : 'Decrypt through the shim returned the wrong seed');
-    const viaShim = (opts) => (client === 'go' ? goMeasure(stack.socket, [{ ...sealed, expected: seed }], opts) : measure(shimDecrypt, opts));
+    const viaShim = decryptRounds(client, stack.socket, { ciphertext: sealed.ciphertext, key_id: sealed.key_id, annotations: sealed.annotations }, seed);
+    const pluginCiphertext = Buffer.from(JSON.stringify({ keyVersionRef: w.keyVersionRef, wrapped: Buffer.from(w.wrapped).toString('base64') }));
+    const viaPlugin = decryptRounds(client, plugin.socket, { ciphertext: pluginCiphertext, key_id: 'aws', annotations: {} }, k);
     for (const latencyMs of latencies) {
-    await aws.clearFaults();
-    if (latencyMs > 0) await aws.fault({ kind: 'latency', ms: latencyMs });
-    const acc = { direct: [], shim: [], brokerOwnMs: [], brokerProviderMs: [], shimCpuUs: [], brokerCpuUs: [] };
-    for (let r = 0; r < rounds; r++) {
-      const d = await measure(directUnwrap, { seconds, concurrency: 1, warmupSeconds: 0.5 });
-      const m0 = await scrape(stack.ports.http);
-      const c0 = { shim: cpuSeconds(stack.pids.shim), broker: cpuSeconds(stack.pids.broker) };
-      const s = await viaShim({ seconds, concurrency: 1, warmupSeconds: 0.5 });
-      // CPU per call includes the warm-up calls: divide by every call the broker answered in the window.
-      const m1 = await scrape(stack.ports.http);
-      const n = m1.reqCount - m0.reqCount;
-      acc.shimCpuUs.push(((cpuSeconds(stack.pids.shim) - c0.shim) * 1e6) / n);
-      acc.brokerCpuUs.push(((cpuSeconds(stack.pids.broker) - c0.broker) * 1e6) / n);
-      const req = (m1.reqSum - m0.reqSum) / (m1.reqCount - m0.reqCount);
-      const prov = (m1.provSum - m0.provSum) / (m1.provCount - m0.provCount);
-      acc.direct.push(d);
-      acc.shim.push(s);
-      acc.brokerOwnMs.push((req - prov) * 1000);
-      acc.brokerProviderMs.push(prov * 1000);
-      console.log(`  ${latencyMs} ms, round ${r + 1}: direct p50 ${d.p50.toFixed(2)} ms (this process: ${d.clientCpuUsPerCall.toFixed(0)} µs CPU per call), via shim p50 ${s.p50.toFixed(2)} ms; broker: provider call ${(prov * 1000).toFixed(2)} ms + own ${((req - prov) * 1000).toFixed(3)} ms (means)`);
-    }
-    const pick = (xs, f) => median(xs.map((x) => x[f]));
-    results.push({
-      latencyMs,
-      client,
-      direct: { p50: pick(acc.direct, 'p50'), p99: pick(acc.direct, 'p99'), errors: acc.direct.reduce((a, x) => a + x.errors, 0) },
-      shim: { p50: pick(acc.shim, 'p50'), p99: pick(acc.shim, 'p99'), errors: acc.shim.reduce((a, x) => a + x.errors, 0) },
-      brokerOwnMs: median(acc.brokerOwnMs),
-      brokerProviderMs: median(acc.brokerProviderMs),
-      shimCpuUs: median(acc.shimCpuUs),
-      brokerCpuUs: median(acc.brokerCpuUs),
-    });
+      await aws.clearFaults();
+      if (latencyMs > 0) await aws.fault({ kind: 'latency', ms: latencyMs });
+      const acc = { direct: [], plugin: [], shim: [], brokerOwnMs: [], brokerProviderMs: [], shimCpuUs: [], brokerCpuUs: [] };
+      const opts = { seconds, concurrency: 1, warmupSeconds: 0.5 };
+      for (let r = 0; r < rounds; r++) {
+        const d = await measure(directUnwrap, opts);
+        const p = await viaPlugin(opts);
+        const m0 = await scrape(stack.ports.http);
+        const c0 = { shim: cpuSeconds(stack.pids.shim), broker: cpuSeconds(stack.pids.broker) };
+        const s = await viaShim(opts);
+        // CPU per call includes the warm-up calls: divide by every call the broker answered in the window.
+        const m1 = await scrape(stack.ports.http);
+        const n = m1.reqCount - m0.reqCount;
+        acc.shimCpuUs.push(((cpuSeconds(stack.pids.shim) - c0.shim) * 1e6) / n);
+        acc.brokerCpuUs.push(((cpuSeconds(stack.pids.broker) - c0.broker) * 1e6) / n);
+        const req = (m1.reqSum - m0.reqSum) / n;
+        const prov = (m1.provSum - m0.provSum) / (m1.provCount - m0.provCount);
+        acc.direct.push(d);
+        acc.plugin.push(p);
+        acc.shim.push(s);
+        acc.brokerOwnMs.push((req - prov) * 1000);
+        acc.brokerProviderMs.push(prov * 1000);
+        console.log(`  ${latencyMs} ms, round ${r + 1}: KMS time p50 ${d.p50.toFixed(2)} ms, bare plugin p50 ${p.p50.toFixed(2)} ms, kekbroker p50 ${s.p50.toFixed(2)} ms; broker: provider call ${(prov * 1000).toFixed(2)} ms + own ${((req - prov) * 1000).toFixed(3)} ms (means)`);
+      }
+      const pick = (xs, f) => median(xs.map((x) => x[f]));
+      const summary = (xs) => ({ p50: pick(xs, 'p50'), p99: pick(xs, 'p99'), errors: xs.reduce((a, x) => a + x.errors, 0) });
+      results.push({
+        latencyMs,
+        client,
+        direct: summary(acc.direct),
+        plugin: summary(acc.plugin),
+        shim: summary(acc.shim),
+        brokerOwnMs: median(acc.brokerOwnMs),
+        brokerProviderMs: median(acc.brokerProviderMs),
+        shimCpuUs: median(acc.shimCpuUs),
+        brokerCpuUs: median(acc.brokerCpuUs),
+      });
     }
   } finally {
     await provider.close();
+    await plugin.stop();
     await stack.stop();
     await aws.close();
   }
@@ -91,16 +115,18 @@ function report(results) {
 }
 
 function table(r) {
-  const over = r.shim.p50 - r.direct.p50;
+  const pct = (ms) => `${ms.toFixed(2)} ms = ${((100 * ms) / r.direct.p50).toFixed(1)}%`;
   return [
     '',
     `Cold Decrypt (broker cache off), AWS emulator (own process) + ${r.latencyMs} ms injected latency, c=1, KMS v2 client ${r.client}, medians of the rounds, ms`,
     '| path | p50 | p99 | errors |',
     '|---|---:|---:|---:|',
     `| AWS provider unwrap in this process (the KMS time) | ${r.direct.p50.toFixed(2)} | ${r.direct.p99.toFixed(2)} | ${r.direct.errors} |`,
-    `| KMS v2 Decrypt via shim (Session stream) + broker | ${r.shim.p50.toFixed(2)} | ${r.shim.p99.toFixed(2)} | ${r.shim.errors} |`,
-    `| **overhead (p50)** | **${over.toFixed(2)} = ${((100 * over) / r.direct.p50).toFixed(1)}%** of the KMS time | | |`,
-    `| of which the broker's own work (mean request − mean provider call, from /metrics) | ${r.brokerOwnMs.toFixed(3)} | | |`,
+    `| bare single-cloud KMS v2 plugin (one hop, one AWS KMS Decrypt) | ${r.plugin.p50.toFixed(2)} | ${r.plugin.p99.toFixed(2)} | ${r.plugin.errors} |`,
+    `| kekbroker: shim (Session stream) + broker | ${r.shim.p50.toFixed(2)} | ${r.shim.p99.toFixed(2)} | ${r.shim.errors} |`,
+    `| **broker overhead (p50): kekbroker − bare plugin** | **${pct(r.shim.p50 - r.plugin.p50)}** of the KMS time | | |`,
+    `| kekbroker − KMS time (the apiserver → plugin hop included) | ${pct(r.shim.p50 - r.direct.p50)} | | |`,
+    `| the broker's own work (mean request − mean provider call, from /metrics) | ${pct(r.brokerOwnMs)} | | |`,
     `| the broker's provider call (mean, from /metrics) | ${r.brokerProviderMs.toFixed(2)} | | |`,
     `| CPU per call: shim ${r.shimCpuUs.toFixed(0)} µs, broker ${r.brokerCpuUs.toFixed(0)} µs (AWS SDK call included) | | | |`,
   ].join('\n');

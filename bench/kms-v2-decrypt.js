@@ -72,8 +72,10 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}
         for (const [name, fn, pids] of [['echo', echoDecrypt, echo.pids], ['kek', kekDecrypt, kek.pids]]) {
           const c0 = { shim: cpuSeconds(pids.shim), broker: cpuSeconds(pids.broker) };
           const m = await round(name, fn, { seconds, concurrency });
-          m.shimCpuUsPerCall = ((cpuSeconds(pids.shim) - c0.shim) * 1e6) / m.calls;
-          m.brokerCpuUsPerCall = ((cpuSeconds(pids.broker) - c0.broker) * 1e6) / m.calls;
+          // The servers' CPU is read around the whole round, warm-up included: divide by every call made.
+          const made = m.calls + m.warmupCalls + m.errors + m.wrong;
+          m.shimCpuUsPerCall = ((cpuSeconds(pids.shim) - c0.shim) * 1e6) / made;
+          m.brokerCpuUsPerCall = ((cpuSeconds(pids.broker) - c0.broker) * 1e6) / made;
           acc[name].push(m);
           console.log(`  c=${concurrency} round ${r + 1} ${name === 'kek' ? 'kekbroker ' : 'bare echo '}${fmt(m)}`);
         }
@@ -92,7 +94,7 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}
 }
 
 function report(results) {
-  const lines = ['', `KMS v2 Decrypt, warm cache (medians; load generator: ${clientName()})`, '| concurrency | path | req/s | p50 ms | p99 ms | client CPU µs/call | shim CPU µs/call | broker CPU µs/call | errors | wrong |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const lines = ['', `KMS v2 Decrypt, warm cache (medians; load generator: ${clientName()}${clientName() === 'go' ? `, GOMAXPROCS=${process.env.BENCH_GO_MAXPROCS || 1}` : ''})`, '| concurrency | path | req/s | p50 ms | p99 ms | client CPU µs/call | shim CPU µs/call | broker CPU µs/call | errors | wrong |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of results) {
     for (const [name, x] of [['bare grpc-js echo (unary, 2 hops)', r.echo], ['kekbroker shim + broker', r.kekbroker]]) {
       lines.push(`| ${r.concurrency} | ${name} | ${x.rps.toFixed(0)} | ${x.p50.toFixed(3)} | ${x.p99.toFixed(3)} | ${x.clientCpuUsPerCall.toFixed(0)} | ${x.shimCpuUsPerCall.toFixed(0)} | ${x.brokerCpuUsPerCall.toFixed(0)} | ${x.errors} | ${x.wrong} |`);

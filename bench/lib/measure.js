@@ -11,6 +11,7 @@ const wrongSamples = [];
 
 async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
   const lat = [];
+  let warmupCalls = 0;
   let errors = 0;
   let wrong = 0;
   const runFor = async (ms, record) => {
@@ -18,6 +19,7 @@ async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
     const worker = async () => {
       while (performance.now() < end) {
         const t0 = performance.now();
+        if (!record) warmupCalls++;
         try {
           const bad = await fn();
           if (bad !== undefined) {
@@ -47,6 +49,7 @@ async function measure(fn, { seconds, concurrency, warmupSeconds = 1 }) {
   const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
   return {
     calls: lat.length,
+    warmupCalls,
     errors,
     wrong,
     rps: lat.length / elapsed,

@@ -95,6 +95,16 @@ async function startEcho() {
   return { socket, pids: { broker: broker.pid, shim: shim.pid }, stop: async () => { await stop(shim); await stop(broker); } };
 }
 
+/** The bare single-cloud plugin (bench/echo/aws-plugin.js) over the AWS provider config `cfg`. */
+async function startAwsPlugin(cfg) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-plugin-'));
+  const socket = path.join(dir, 'plugin.sock');
+  process.env.BENCH_AWS_CFG = JSON.stringify(cfg);
+  const plugin = start(path.join(__dirname, '../echo/aws-plugin.js'), [socket], dir, 'aws-plugin.log');
+  await waitFor(async () => fs.existsSync(socket));
+  return { socket, pid: plugin.pid, stop: () => stop(plugin) };
+}
+
 /** CPU seconds (user+system) a process has used so far, from /proc. */
 function cpuSeconds(pid) {
   try {
@@ -105,4 +115,4 @@ function cpuSeconds(pid) {
   }
 }
 
-module.exports = { ROOT, nodeFlags, freePort, startBroker, startKekbroker, startEcho, cpuSeconds, waitFor };
+module.exports = { ROOT, nodeFlags, freePort, startBroker, startKekbroker, startEcho, startAwsPlugin, cpuSeconds, waitFor };

@@ -35,6 +35,7 @@ type testCase struct {
 
 type result struct {
 	Calls        int     `json:"calls"`
+	WarmupCalls  int     `json:"warmupCalls"`
 	Errors       int     `json:"errors"`
 	Wrong        int     `json:"wrong"`
 	WrongSample  string  `json:"wrongSample,omitempty"`
@@ -191,6 +192,9 @@ func main() {
 					cancel()
 					took := float64(time.Since(t0).Nanoseconds()) / 1e6
 					if !record {
+						mu.Lock()
+						res.WarmupCalls++
+						mu.Unlock()
 						continue
 					}
 					var pt []byte

@@ -6,15 +6,14 @@
  * healthy passive left is refused.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startRedis, tempDir, type RedisServer } from '@kekbroker/testkit';
 import { TestFleet } from '../helpers/fleet';
-import { REPO, waitFor } from '../helpers/processes';
+import { kekctlAsync, kekctlEnv } from '../helpers/kekctl';
+import { waitFor } from '../helpers/processes';
 import { AWS, AZURE, GCP } from './cloud-targets';
 
-const KEKCTL = path.join(REPO, 'services/kekctl/dist/main.js');
 
 interface Report {
   state: string;
@@ -31,12 +30,7 @@ describe('drills on a 2-replica fleet over three clouds', { timeout: 240_000 }, 
   let fleet: TestFleet;
   const clouds: Array<{ stop(): Promise<void> }> = [];
   // Asynchronous on purpose: the cloud emulators run in this process and must keep answering meanwhile.
-  const kekctl = (i: number, ...args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const env = { ...process.env, KEKBROKER_ADMIN_ADDR: `127.0.0.1:${fleet.ports[i]?.admin}`, KEKBROKER_ADMIN_TOKEN_FILE: path.join(fleet.dir, 'admin.token'), KEKCTL_CONFIG: '' };
-    execFile(process.execPath, [KEKCTL, ...args], { env, encoding: 'utf8', timeout: 120_000 }, (e, out, err) => {
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, out, err });
-    });
-  });
+  const kekctl = (i: number, ...args: string[]) => kekctlAsync(kekctlEnv(fleet.ports[i]?.admin, path.join(fleet.dir, 'admin.token')), args);
   const leader = () => waitFor('a leader', async () => {
     const i = await fleet.leaderIndex();
     return i >= 0 ? i : undefined;

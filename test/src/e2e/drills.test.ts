@@ -9,9 +9,9 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '@kekbroker/testkit';
+import { kekctlEnv, kekctlSync } from '../helpers/kekctl';
 import { REPO, allocateBrokerPorts, startBroker, type BrokerHandle } from '../helpers/processes';
 
-const KEKCTL = path.join(REPO, 'services/kekctl/dist/main.js');
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
 interface Report {
@@ -28,10 +28,7 @@ describe('failover drills', { timeout: 240_000 }, () => {
   let broker: BrokerHandle;
   let dir: string;
   let env: NodeJS.ProcessEnv;
-  const kekctl = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [KEKCTL, ...args], { env, encoding: 'utf8', timeout: 120_000 });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
+  const kekctl = (...args: string[]) => kekctlSync(env, args, 120_000);
 
   before(async () => {
     dir = await tempDir();
@@ -51,7 +48,7 @@ tenants:
 log: { level: info }
 `;
     broker = await startBroker(dir, config, ports, 'admin-secret-drills');
-    env = { ...process.env, KEKBROKER_ADMIN_ADDR: `127.0.0.1:${ports.admin}`, KEKBROKER_ADMIN_TOKEN_FILE: path.join(dir, 'admin.token'), KEKCTL_CONFIG: '' };
+    env = kekctlEnv(ports.admin, path.join(dir, 'admin.token'));
   });
   after(async () => {
     await broker?.proc.kill();

@@ -3,33 +3,29 @@
  * codes scripts rely on (0 done, 1 refused, 2 bad command line, 3 unreachable or token refused).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '@kekbroker/testkit';
 import { randomBytes } from 'node:crypto';
 import { brokerClient, tenantMd, unary } from '../helpers/broker-client';
-import { REPO, allocateBrokerPorts, devBrokerConfig, startBroker, type BrokerHandle } from '../helpers/processes';
+import { kekctlEnv, kekctlSync } from '../helpers/kekctl';
+import { allocateBrokerPorts, devBrokerConfig, startBroker, type BrokerHandle } from '../helpers/processes';
 
-const KEKCTL = path.join(REPO, 'services/kekctl/dist/main.js');
 
 describe('kekctl against a running broker', { timeout: 120_000 }, () => {
   let broker: BrokerHandle;
   let tokenFile: string;
   let env: NodeJS.ProcessEnv;
 
-  const kekctl = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [KEKCTL, ...args], { env, encoding: 'utf8', timeout: 30_000 });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
+  const kekctl = (...args: string[]) => kekctlSync(env, args);
 
   before(async () => {
     const dir = await tempDir();
     const ports = await allocateBrokerPorts();
     broker = await startBroker(dir, devBrokerConfig(ports), ports, 'admin-secret-kekctl');
     tokenFile = path.join(dir, 'admin.token');
-    env = { ...process.env, KEKBROKER_ADMIN_ADDR: `127.0.0.1:${ports.admin}`, KEKBROKER_ADMIN_TOKEN_FILE: tokenFile, KEKCTL_CONFIG: '' };
+    env = kekctlEnv(ports.admin, tokenFile);
   });
   after(async () => {
     await broker?.proc.kill();

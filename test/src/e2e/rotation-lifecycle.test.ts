@@ -9,7 +9,6 @@
  *    succeeds, and the retired generation no longer unwraps on any replica (nor after a restart).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,10 +16,10 @@ import { freePort, startRedis, tempDir, type RedisServer } from '@kekbroker/test
 import type { UnwrapResponse, WrapResponse } from '@kekbroker/proto';
 import { brokerClient, tenantMd, unary } from '../helpers/broker-client';
 import { TestFleet } from '../helpers/fleet';
+import { kekctlEnv, kekctlSync } from '../helpers/kekctl';
 import { REPO, startProcess, waitFor, type Proc } from '../helpers/processes';
 import { recordSeed } from '../helpers/seeds';
 
-const KEKCTL = path.join(REPO, 'services/kekctl/dist/main.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Sealed { seed: Buffer; ciphertext: Buffer; keyId: string; tenant: string }
@@ -164,12 +163,7 @@ describe('leader SIGKILLed in the middle of a scheduled rotation', { timeout: 18
 describe('usage report across replicas, and retire', { timeout: 120_000 }, () => {
   let redis: RedisServer;
   let fleet: TestFleet;
-  const kekctl = (i: number, ...args: string[]) => {
-    const h = fleet.handles[i];
-    const env = { ...process.env, KEKBROKER_ADMIN_ADDR: `127.0.0.1:${h?.ports.admin}`, KEKBROKER_ADMIN_TOKEN_FILE: path.join(fleet.dir, 'admin.token'), KEKCTL_CONFIG: '' };
-    const r = spawnSync(process.execPath, [KEKCTL, ...args], { env, encoding: 'utf8', timeout: 30_000 });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
+  const kekctl = (i: number, ...args: string[]) => kekctlSync(kekctlEnv(fleet.handles[i]?.ports.admin, path.join(fleet.dir, 'admin.token')), args);
 
   before(async () => {
     redis = await startRedis();
