@@ -16,6 +16,7 @@ function buildGoClient() {
   const ensure = spawnSync('bash', [path.join(ROOT, 'scripts/ensure-go.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (ensure.status !== 0) throw new Error('the Go load generator needs Go (scripts/ensure-go.sh failed, see above); or set BENCH_KMS_CLIENT=grpc-js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-go-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const out = path.join(dir, 'kms-load');
   const env = { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: path.join(dir, 'cache'), GOFLAGS: '' };
   const b = spawnSync('go', ['build', '-o', out, '.'], { cwd: path.join(ROOT, 'bench/go/kms-load'), env, stdio: ['ignore', 'inherit', 'inherit'] });
