@@ -12,8 +12,7 @@
 // provider call).
 'use strict';
 const crypto = require('node:crypto');
-const grpc = require('@grpc/grpc-js');
-const { kmsV2 } = require('@kekbroker/proto');
+const { kmsV2Client } = require('./lib/kms-client');
 const { measure } = require('./lib/measure');
 const { awsCfg, startStack } = require('./lib/stack');
 const { cpuSeconds, startAwsPlugin } = require('./lib/procs');
@@ -36,10 +35,8 @@ async function scrape(port) {
 /** A KMS v2 Decrypt loop on `socket` with the chosen client; every plaintext compared with `expected`. */
 function decryptRounds(client, socket, req, expected) {
   if (client === 'go') return (opts) => goMeasure(socket, [{ ...req, expected }], opts);
-  const C = kmsV2().KeyManagementService;
-  const c = new C(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
-  const once = () => new Promise((res, rej) => c.Decrypt({ ...req, uid: 'bench' }, { deadline: Date.now() + 3000 }, (e, r) => (e ? rej(e) : res(r))));
-  return (opts) => measure(async () => ((await once()).plaintext.equals(expected) ? undefined : `Decrypt on ${socket} returned the wrong bytes`), opts);
+  const c = kmsV2Client(socket);
+  return (opts) => measure(async () => ((await c.call('Decrypt', { ...req, uid: 'bench' })).plaintext.equals(expected) ? undefined : `Decrypt on ${socket} returned the wrong bytes`), opts);
 }
 
 async function run({ seconds = 5, rounds = 3, latencies = [0, 20] } = {}) {

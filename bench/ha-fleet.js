@@ -11,7 +11,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
-const { brokerV1, kmsV2 } = require('@kekbroker/proto');
+const { brokerV1 } = require('@kekbroker/proto');
+const { kmsV2Client } = require('./lib/kms-client');
 const { ROOT, freePort, waitFor } = require('./lib/procs');
 
 const SEEDS = 20;
@@ -120,9 +121,8 @@ async function run({ rounds = 1 } = {}) {
     const socket = path.join(dir, 'kms.sock');
     const shim = proc(process.execPath, [path.join(ROOT, 'services/kms-shim/dist/main.js'), '--socket', socket, ...replicas.flatMap((r) => ['--broker', `127.0.0.1:${r.grpc}`]), '--insecure-dev-tenant', 'dev', '--log-level', 'warn'], dir, 'shim.log');
     await waitFor(async () => fs.existsSync(socket));
-    const K = kmsV2().KeyManagementService;
-    const k = new K(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
-    const kcall = (m, req) => new Promise((res, rej) => k[m](req, { deadline: Date.now() + 3000, waitForReady: true }, (e, r) => (e ? rej(e) : res(r))));
+    const k = kmsV2Client(socket, { waitForReady: true });
+    const kcall = k.call;
     const enc = await kcall('Encrypt', { plaintext: envelopes[0].seed, uid: 'b' });
     let running = true;
     let maxMs = 0;

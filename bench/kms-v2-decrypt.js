@@ -5,11 +5,11 @@
 // box hits both alike; medians are reported.
 'use strict';
 const crypto = require('node:crypto');
-const grpc = require('@grpc/grpc-js');
 const { kmsV2 } = require('@kekbroker/proto');
 const { measure, fmt } = require('./lib/measure');
 const { startKekbroker, startEcho, cpuSeconds } = require('./lib/procs');
 const { h2GrpcClient } = require('./lib/h2-client');
+const { kmsV2Client } = require('./lib/kms-client');
 const { goMeasure } = require('./lib/go-client');
 
 const CLIENTS = ['go', 'grpc-js', 'h2'];
@@ -24,10 +24,7 @@ function kmsClient(socket) {
     const c = h2GrpcClient(socket, kmsV2().KeyManagementService.service);
     return { call: (m, req) => c.call(m, req), close: c.close };
   }
-  const C = kmsV2().KeyManagementService;
-  const c = new C(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
-  const call = (m, req) => new Promise((res, rej) => c[m](req, { deadline: Date.now() + 3000 }, (e, r) => (e ? rej(e) : res(r))));
-  return { call, close: () => c.close() };
+  return kmsV2Client(socket);
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -15,9 +15,8 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const grpc = require('@grpc/grpc-js');
 const Redis = require('ioredis');
-const { kmsV2 } = require('@kekbroker/proto');
+const { kmsV2Client } = require('./lib/kms-client');
 const { measure, fmt } = require('./lib/measure');
 const { ROOT, freePort, startEcho, cpuSeconds, waitFor } = require('./lib/procs');
 
@@ -29,13 +28,6 @@ function proc(cmd, args, cwd, log) {
   return spawn(cmd, args, { cwd, stdio: ['ignore', fd, fd] });
 }
 const stop = (c) => new Promise((r) => (c.exitCode !== null || c.signalCode ? r() : (c.once('exit', r), c.kill('SIGTERM'))));
-
-function kmsClient(socket) {
-  const C = kmsV2().KeyManagementService;
-  const c = new C(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'localhost' });
-  const call = (m, req) => new Promise((res, rej) => c[m](req, { deadline: Date.now() + 3000 }, (e, r) => (e ? rej(e) : res(r))));
-  return { call, close: () => c.close() };
-}
 
 /** One fleet replica + its shim. `cache`: the broker's cache section (YAML flow map). */
 async function startReplica(dir, id, redisPort, cache) {
@@ -100,7 +92,7 @@ async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}
     stops.unshift(l2.stop);
     const echo = await startEcho();
     stops.unshift(echo.stop);
-    const clients = { echo: kmsClient(echo.socket), l1: kmsClient(l1.socket), l2: kmsClient(l2.socket) };
+    const clients = { echo: kmsV2Client(echo.socket), l1: kmsV2Client(l1.socket), l2: kmsV2Client(l2.socket) };
     closes.push(...Object.values(clients).map((c) => () => c.close()));
 
     // SEEDS distinct seeds, wrapped through b1: b1 keeps each in its L1 and writes it, sealed, to L2.
