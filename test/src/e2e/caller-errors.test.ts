@@ -76,8 +76,7 @@ tenants:
       assert.match(e.details, /^provider aws refused the broker's credentials or the key is disabled \(correlation id ([0-9a-f]{16})\)$/);
       for (const secret of [key.arn, key.keyId, emu.accountId]) assert.ok(!e.details.includes(secret), `caller sees ${secret}`);
       const id = /correlation id ([0-9a-f]{16})/.exec(e.details)?.[1] as string;
-      const line = (await broker.proc.logs()).split('\n').find((l) => l.includes(id));
-      assert.ok(line, 'the broker log has the correlation id');
+      const line = await broker.proc.waitForLogLine('the correlation id', (l) => l.includes(id));
       assert.ok(line.includes(key.arn), 'and the details for the operator');
     } finally {
       emu.enableKey(key.keyId);

@@ -32,7 +32,7 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
   });
 
   it('the broker said loudly that it created a new local keystore', async () => {
-    assert.match(await broker.proc.logs(), /"level":"warn".*created a NEW local keystore \S+ \(id [0-9a-f]+, mode 0600\).*back it up now/);
+    await broker.proc.waitForLogLine('the new-keystore warning', /"level":"warn".*created a NEW local keystore \S+ \(id [0-9a-f]+, mode 0600\).*back it up now/);
   });
 
   it('--help, --version and a bad command line (exit 2)', () => {
@@ -133,6 +133,8 @@ describe('kekctl against a running broker', { timeout: 120_000 }, () => {
   });
 
   it('every admin action left an audit line naming who, what and the result', async () => {
+    // The last action's line may still be on its way to the log file.
+    await broker.proc.waitForLogLine('the audit line of the last action', (l) => l.includes('"stream":"audit"') && l.includes('/v1/admin/leader/step-down'));
     const lines = (await broker.proc.logs()).split('\n').filter((l) => l.includes('"stream":"audit"') && l.includes('"op":"admin"'));
     const seen = lines.map((l) => JSON.parse(l) as { route: string; who: string; status: number });
     for (const route of ['/v1/admin/keyrings/:name/rotate', '/v1/admin/keyrings/:name/failover', '/v1/admin/keyrings/:name/failback', '/v1/admin/providers/:id/isolate', '/v1/admin/providers/:id/restore', '/v1/admin/leader/step-down']) {

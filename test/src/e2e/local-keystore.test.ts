@@ -119,8 +119,7 @@ describe('local keystore damaged under a running broker', { timeout: 240_000 }, 
         const metrics = await (await fetch(`http://127.0.0.1:${ports.http}/metrics`)).text();
         assert.ok(/^kekbroker_provider_up\{[^}]*keyring="default",provider="local"[^}]*\} 0$/m.test(metrics), 'provider_up 0');
         assert.ok(/^kekbroker_keyring_healthy\{[^}]*keyring="default"[^}]*\} 0$/m.test(metrics), 'keyring_healthy 0');
-        const errorLine = (await broker.proc.logs()).split('\n').find((l) => l.includes('"level":"error"') && l.includes('keyring default is unhealthy'));
-        assert.ok(errorLine, 'an error-level log line names the keyring');
+        const errorLine = await broker.proc.waitForLogLine('an error naming the keyring', (l) => l.includes('"level":"error"') && l.includes('keyring default is unhealthy'));
         assert.match(errorLine, reason);
 
         // No new wrap under a key that is not safely on disk; the caller learns the code, not the path.

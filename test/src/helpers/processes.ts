@@ -31,6 +31,14 @@ export class Proc {
     const read = (f: string) => fs.readFile(f, 'utf8').catch(() => '');
     return (await read(this.logFile)) + (await read(`${this.logFile}.stderr`));
   }
+  /**
+   * The first log line that matches, waiting for it: a line the process has written may still be in its
+   * logger's buffer or in this process's pipe to the file when the answer it belongs to arrives.
+   */
+  async waitForLogLine(what: string, match: RegExp | ((line: string) => boolean), timeoutMs = 10_000): Promise<string> {
+    const test = typeof match === 'function' ? match : (l: string) => match.test(l);
+    return waitFor(`a log line: ${what}`, async () => (await this.logs()).split('\n').find(test), timeoutMs);
+  }
 }
 
 export function startProcess(main: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Proc {
