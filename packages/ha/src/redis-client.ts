@@ -84,7 +84,9 @@ export async function createRedisClient(cfg: RedisConfig, forSubscriber = false)
     password,
     tls,
     connectTimeout: cfg.connectTimeoutMs,
-    commandTimeout: forSubscriber ? undefined : cfg.commandTimeoutMs,
+    // A backstop only: RedisHealth.run enforces commandTimeoutMs, and tolerates a blocked event loop, which
+    // ioredis' own timer does not (see there). At the same value this timer would fire first.
+    commandTimeout: forSubscriber ? undefined : cfg.commandTimeoutMs * 2 + 1000,
     enableOfflineQueue: forSubscriber,
     maxRetriesPerRequest: forSubscriber ? null : 1,
     // Reconnect forever with a short, capped back-off: Redis coming back must be noticed quickly.
@@ -145,7 +147,15 @@ export class RedisHealth {
     this.downUntil = Date.now() + REDIS_BACKOFF_MS;
   }
 
-  /** Run a Redis command within `ms` (ioredis has its own timeout; this one also covers cluster redirections). */
+  /**
+   * Run a Redis command within `ms` (this also covers cluster redirections).
+   *
+   * The timeout is declared only after the event loop has polled for I/O once more. When the loop was blocked
+   * past `ms` (a busy CPU: a leader starting, a burst of cold unwraps), the timers phase runs before the poll
+   * phase, so a plain timer fires while Redis' answer sits unread in the socket buffer, and the broker would
+   * go off Redis for REDIS_BACKOFF_MS for nothing. setImmediate runs after the poll phase: an answer that has
+   * arrived wins; a Redis that is really slow or hung still fails within `ms` plus one loop turn.
+   */
   async run<T>(ms: number, fn: () => Promise<T>): Promise<T> {
     if (this.simulatedOutage) {
       const e = new Error('redis unreachable (simulated by a redis-outage drill)');
@@ -153,11 +163,14 @@ export class RedisHealth {
       throw e;
     }
     let timer: NodeJS.Timeout | undefined;
+    let immediate: NodeJS.Immediate | undefined;
     try {
       const out = await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`redis command timed out after ${ms} ms`)), ms);
+          timer = setTimeout(() => {
+            immediate = setImmediate(() => reject(new Error(`redis command timed out after ${ms} ms`)));
+          }, ms);
         }),
       ]);
       this.succeeded();
@@ -167,6 +180,7 @@ export class RedisHealth {
       throw e;
     } finally {
       clearTimeout(timer);
+      clearImmediate(immediate);
     }
   }
 }
