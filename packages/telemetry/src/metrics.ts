@@ -14,7 +14,7 @@ export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 
 /**
  * How often the event-loop lag histogram samples, in ms. prom-client's default (10 ms) arms a timer that
- * wakes an idle process ~200 times a second: on a control-plane node that is CPU taken from kube-apiserver,
+ * wakes an idle process ~100 times a second: on a control-plane node that is CPU taken from kube-apiserver,
  * and under load each wake-up is a context switch on the request path (measured in docs/benchmarks.md).
  * 100 ms still gives a scrape every 15 s some 150 samples for `nodejs_eventloop_lag_p99_seconds`.
  */
