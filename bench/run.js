@@ -11,12 +11,12 @@ const path = require('node:path');
 const ROOT = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
-  console.log('npm run bench [-- NAME...] [--quick]\n  NAME: kms-v2-decrypt, provider-cold-unwrap, cold-decrypt-shim, failover, transit, transit-fleet, l1-rss, ha-fleet, l2-decrypt, fleet-scale, idle\n  --quick: 1 round of 2 s instead of 3 rounds of 5 s\nEnvironment:\n  BENCH_KMS_CLIENT=go|grpc-js|h2   KMS v2 load generator (default go: grpc-go, as kube-apiserver; needs Go, see scripts/ensure-go.sh)\n  BENCH_GO_MAXPROCS=N              GOMAXPROCS of the Go load generator (default 1)\n  BENCH_CPU_PROF=DIR               V8 CPU profiles of every broker and shim process');
+  console.log('npm run bench [-- NAME...] [--quick]\n  NAME: kms-v2-decrypt, provider-cold-unwrap, cold-decrypt-shim, failover, transit, transit-fleet, l1-rss, ha-fleet, l2-decrypt, fleet-scale, idle, server-floor\n  --quick: 1 round of 2 s instead of 3 rounds of 5 s\nEnvironment:\n  BENCH_KMS_CLIENT=go|grpc-js|h2   KMS v2 load generator (default go: grpc-go, as kube-apiserver; needs Go, see scripts/ensure-go.sh)\n  BENCH_GO_MAXPROCS=N              GOMAXPROCS of the Go load generator (default 1)\n  BENCH_CPU_PROF=DIR               V8 CPU profiles of every broker and shim process');
   process.exit(0);
 }
 const quick = args.includes('--quick');
 const names = args.filter((a) => !a.startsWith('--'));
-const BENCHES = ['kms-v2-decrypt', 'provider-cold-unwrap', 'cold-decrypt-shim', 'failover', 'transit', 'transit-fleet', 'l1-rss', 'ha-fleet', 'l2-decrypt', 'fleet-scale', 'idle'];
+const BENCHES = ['kms-v2-decrypt', 'provider-cold-unwrap', 'cold-decrypt-shim', 'failover', 'transit', 'transit-fleet', 'l1-rss', 'ha-fleet', 'l2-decrypt', 'fleet-scale', 'idle', 'server-floor'];
 
 async function main() {
   const b = spawnSync(process.execPath, [require.resolve('turbo/bin/turbo'), 'run', 'build', '--output-logs=errors-only'], { cwd: ROOT, stdio: 'inherit' });

@@ -105,6 +105,15 @@ async function startAwsPlugin(cfg) {
   return { socket, pid: plugin.pid, stop: () => stop(plugin) };
 }
 
+/** A one-process KMS v2 server answering Decrypt itself (bench/echo/local-kms-server.js): `kind` grpc-js or h2. */
+async function startLocalKmsServer(kind) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kekbroker-bench-${kind}-`));
+  const socket = path.join(dir, 'kms.sock');
+  const server = start(path.join(__dirname, '../echo/local-kms-server.js'), [kind, socket], dir, `${kind}.log`);
+  await waitFor(async () => fs.existsSync(socket));
+  return { socket, pid: server.pid, stop: () => stop(server) };
+}
+
 /** CPU seconds (user+system) a process has used so far, from /proc. */
 function cpuSeconds(pid) {
   try {
@@ -115,4 +124,4 @@ function cpuSeconds(pid) {
   }
 }
 
-module.exports = { ROOT, nodeFlags, freePort, startBroker, startKekbroker, startEcho, startAwsPlugin, cpuSeconds, waitFor };
+module.exports = { ROOT, nodeFlags, freePort, startBroker, startKekbroker, startEcho, startAwsPlugin, startLocalKmsServer, cpuSeconds, waitFor };
