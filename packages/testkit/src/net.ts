@@ -11,16 +11,22 @@ import path from 'node:path';
  * port of any outgoing connection (to Redis, an emulator, ...) before the server binds it, which fails that
  * start with EADDRINUSE on a busy test run. Each port is handed out once per process.
  */
-export async function freePort(): Promise<number> {
+export async function freePort(opts: { alsoFree?: number } = {}): Promise<number> {
+  // `alsoFree`: the server also binds port + alsoFree (Redis Cluster's bus is port + 10000). Both must be
+  // free and below the ephemeral range, so the first port comes from a smaller range.
+  const extra = opts.alsoFree ?? 0;
+  const high = HIGH - extra;
+  if (high <= LOW) throw new Error(`freePort: no room below the ephemeral range for a second port at +${extra}`);
   for (let i = 0; i < 100; i++) {
-    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
-    if (handedOut.has(port)) continue;
-    if (await canBind(port)) {
+    const port = LOW + Math.floor(Math.random() * (high - LOW));
+    if (handedOut.has(port) || (extra && handedOut.has(port + extra))) continue;
+    if ((await canBind(port)) && (!extra || (await canBind(port + extra)))) {
       handedOut.add(port);
+      if (extra) handedOut.add(port + extra);
       return port;
     }
   }
-  throw new Error(`no free port found between ${LOW} and ${HIGH}`);
+  throw new Error(`no free port found between ${LOW} and ${high}`);
 }
 
 const LOW = 20_000;

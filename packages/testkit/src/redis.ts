@@ -99,12 +99,17 @@ export async function startRedis(opts: { port?: number; args?: string[]; sentine
   return server;
 }
 
+const CLUSTER_BUS_OFFSET = 10_000;
+
 /** A cluster of `masters` masters (no replicas), slots assigned; resolves once `cluster_state:ok`. */
 export async function startRedisCluster(masters = 3): Promise<{ nodes: RedisServer[]; addresses: string[]; stop(): Promise<void> }> {
   const nodes: RedisServer[] = [];
   for (let i = 0; i < masters; i++) {
     const dir = await tempDir('kekbroker-rc-');
-    nodes.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'] }));
+    // The cluster bus listens on port + 10000: that port must be free too, and below the ephemeral range
+    // (an outgoing connection's local port there made a node exit at start, once in CI).
+    const port = await freePort({ alsoFree: CLUSTER_BUS_OFFSET });
+    nodes.push(await startRedis({ port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'] }));
   }
   const addresses = nodes.map((n) => n.address);
   const r = spawnSync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
