@@ -7,13 +7,6 @@ if command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/google.golang.org
   go version
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "Go is missing and apt-get is not available: install Go >= 1.19 and grpc-go (Debian: golang-go golang-google-grpc-dev), or run the benchmark with BENCH_KMS_CLIENT=grpc-js" >&2
-  exit 1
-fi
-SUDO=""
-if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq golang-go golang-google-grpc-dev >/dev/null
+. "$(dirname "$0")/apt-install.sh"
+apt_install "Go is missing and apt-get is not available: install Go >= 1.19 and grpc-go (Debian: golang-go golang-google-grpc-dev), or run the benchmark with BENCH_KMS_CLIENT=grpc-js" golang-go golang-google-grpc-dev
 go version

@@ -6,14 +6,7 @@ if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>
   redis-server --version
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "redis-server is missing and apt-get is not available: install redis-server, redis-sentinel and redis-cli (Redis >= 6) yourself" >&2
-  exit 1
-fi
-SUDO=""
-if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq redis-server redis-sentinel redis-tools >/dev/null
+. "$(dirname "$0")/apt-install.sh"
+apt_install "redis-server is missing and apt-get is not available: install redis-server, redis-sentinel and redis-cli (Redis >= 6) yourself" redis-server redis-sentinel redis-tools
 # The Debian package may start a system redis on 6379; tests never use it, and it is not needed.
 redis-server --version
