@@ -13,13 +13,11 @@
 'use strict';
 const crypto = require('node:crypto');
 const { kmsV2Client } = require('./lib/kms-client');
-const { measure } = require('./lib/measure');
+const { measure, median } = require('./lib/measure');
 const { awsCfg, startStack } = require('./lib/stack');
 const { cpuSeconds, startAwsPlugin } = require('./lib/procs');
 const { startAwsEmulatorProcess } = require('./lib/emulator-proc');
 const { goMeasure } = require('./lib/go-client');
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function scrape(port) {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -6,7 +6,7 @@
 'use strict';
 const crypto = require('node:crypto');
 const { kmsV2 } = require('@kekbroker/proto');
-const { measure, fmt } = require('./lib/measure');
+const { measure, fmt, median } = require('./lib/measure');
 const { startKekbroker, startEcho, cpuSeconds } = require('./lib/procs');
 const { h2GrpcClient } = require('./lib/h2-client');
 const { kmsV2Client } = require('./lib/kms-client');
@@ -26,8 +26,6 @@ function kmsClient(socket) {
   }
   return kmsV2Client(socket);
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}) {
   const kek = await startKekbroker();

@@ -17,7 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const Redis = require('ioredis');
 const { kmsV2Client } = require('./lib/kms-client');
-const { measure, fmt } = require('./lib/measure');
+const { measure, fmt, median } = require('./lib/measure');
 const { ROOT, freePort, startEcho, cpuSeconds, waitFor } = require('./lib/procs');
 
 const SEEDS = 256;
@@ -75,8 +75,6 @@ function seedPool(sealed) {
   const free = [...sealed];
   return { take: () => free.shift(), give: (s) => free.push(s) };
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-l2-'));

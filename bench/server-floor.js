@@ -5,10 +5,10 @@
 // most. Interleaved rounds, medians; every plaintext compared with the bytes it must be.
 'use strict';
 const crypto = require('node:crypto');
+const { median } = require('./lib/measure');
 const { cpuSeconds, startLocalKmsServer } = require('./lib/procs');
 const { goMeasure } = require('./lib/go-client');
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const KINDS = [['grpc-js', 'grpc-js server (as the kms-shim)'], ['h2', 'bare node:http2 unary server']];
 
 async function run({ seconds = 5, rounds = 3, concurrencies = [1, 16, 64] } = {}) {

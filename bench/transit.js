@@ -10,7 +10,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { measure, fmt } = require('./lib/measure');
+const { measure, fmt, median } = require('./lib/measure');
 const { ROOT, freePort, waitFor, cpuSeconds } = require('./lib/procs');
 
 const TOKEN = 'bench-transit-token';
@@ -85,8 +85,6 @@ async function wrapCalls(metricsPort) {
   for (const line of text.split('\n')) if (line.startsWith('kekbroker_provider_calls_total{') && line.includes('op="wrap"')) n += Number(line.split(' ').pop());
   return n;
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run({ seconds = 3, rounds = 2, concurrencies = [1, 16, 64], only } = {}) {
   const transit = await startTransit();

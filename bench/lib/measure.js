@@ -74,4 +74,7 @@ function recordWrong(n, sample) {
   if (wrongSamples.length < 5) wrongSamples.push(sample);
 }
 
-module.exports = { measure, fmt, wrongAnswers, recordWrong };
+/** The median of a list of numbers (of rounds: each benchmark reports the median round). */
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+module.exports = { measure, fmt, median, wrongAnswers, recordWrong };

@@ -95,23 +95,24 @@ async function startEcho() {
   return { socket, pids: { broker: broker.pid, shim: shim.pid }, stop: async () => { await stop(shim); await stop(broker); } };
 }
 
-/** The bare single-cloud plugin (bench/echo/aws-plugin.js) over the AWS provider config `cfg`. */
-async function startAwsPlugin(cfg) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kekbroker-bench-plugin-'));
-  const socket = path.join(dir, 'plugin.sock');
-  process.env.BENCH_AWS_CFG = JSON.stringify(cfg);
-  const plugin = start(path.join(__dirname, '../echo/aws-plugin.js'), [socket], dir, 'aws-plugin.log');
+/** A one-process server from bench/echo/ on a unix socket in a temp dir of its own; `argsFor(socket)`: its argv. */
+async function startSocketServer(name, script, argsFor) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kekbroker-bench-${name}-`));
+  const socket = path.join(dir, `${name}.sock`);
+  const child = start(path.join(__dirname, '../echo', script), argsFor(socket), dir, `${name}.log`);
   await waitFor(async () => fs.existsSync(socket));
-  return { socket, pid: plugin.pid, stop: () => stop(plugin) };
+  return { socket, pid: child.pid, stop: () => stop(child) };
+}
+
+/** The bare single-cloud plugin (bench/echo/aws-plugin.js) over the AWS provider config `cfg`. */
+function startAwsPlugin(cfg) {
+  process.env.BENCH_AWS_CFG = JSON.stringify(cfg);
+  return startSocketServer('aws-plugin', 'aws-plugin.js', (socket) => [socket]);
 }
 
 /** A one-process KMS v2 server answering Decrypt itself (bench/echo/local-kms-server.js): `kind` grpc-js or h2. */
-async function startLocalKmsServer(kind) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kekbroker-bench-${kind}-`));
-  const socket = path.join(dir, 'kms.sock');
-  const server = start(path.join(__dirname, '../echo/local-kms-server.js'), [kind, socket], dir, `${kind}.log`);
-  await waitFor(async () => fs.existsSync(socket));
-  return { socket, pid: server.pid, stop: () => stop(server) };
+function startLocalKmsServer(kind) {
+  return startSocketServer(kind, 'local-kms-server.js', (socket) => [kind, socket]);
 }
 
 /** CPU seconds (user+system) a process has used so far, from /proc. */
