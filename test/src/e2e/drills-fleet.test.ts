@@ -14,7 +14,6 @@ import { kekctlAsync, kekctlEnv } from '../helpers/kekctl';
 import { waitFor } from '../helpers/processes';
 import { AWS, AZURE, GCP } from './cloud-targets';
 
-
 interface Report {
   state: string;
   verdict: string;
